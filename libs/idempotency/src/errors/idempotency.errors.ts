@@ -1,0 +1,103 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+/** The `code` of every client-facing answer of the library. */
+export type IdempotencyErrorCode =
+  | 'IDEMPOTENCY_KEY_MISSING'
+  | 'IDEMPOTENCY_KEY_INVALID'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'IDEMPOTENCY_KEY_IN_USE'
+  | 'IDEMPOTENCY_STORE_UNAVAILABLE';
+
+/** The `application/problem+json` body (RFC 9457) of every client-facing answer. */
+export interface IdempotencyProblem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: IdempotencyErrorCode;
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/**
+ * Base of the library's client-facing errors: an `HttpException` whose response is a problem document
+ * and which carries the headers (`Content-Type`, `Retry-After`) that must go out with it.
+ */
+export abstract class IdempotencyException extends HttpException {
+  readonly code: IdempotencyErrorCode;
+  readonly headers: Readonly<Record<string, string>>;
+
+  protected constructor(
+    code: IdempotencyErrorCode,
+    status: HttpStatus,
+    title: string,
+    detail: string,
+    retryAfterSeconds?: number,
+  ) {
+    const problem: IdempotencyProblem = {
+      type: `urn:nestjs-idempotency:${code.toLowerCase().replaceAll('_', '-')}`,
+      title,
+      status,
+      detail,
+      code,
+    };
+    super(problem, status);
+    this.code = code;
+    this.headers =
+      retryAfterSeconds === undefined
+        ? { 'content-type': PROBLEM_CONTENT_TYPE }
+        : { 'content-type': PROBLEM_CONTENT_TYPE, 'retry-after': String(retryAfterSeconds) };
+  }
+}
+
+/** 400: the route needs a key and the request carries none. */
+export class IdempotencyKeyMissingException extends IdempotencyException {
+  constructor(detail = 'This request needs an Idempotency-Key.') {
+    super('IDEMPOTENCY_KEY_MISSING', HttpStatus.BAD_REQUEST, 'Idempotency key missing', detail);
+  }
+}
+
+/** 400: the key is empty, longer than 255 characters, or contains control characters. */
+export class IdempotencyKeyInvalidException extends IdempotencyException {
+  constructor(detail: string) {
+    super('IDEMPOTENCY_KEY_INVALID', HttpStatus.BAD_REQUEST, 'Idempotency key invalid', detail);
+  }
+}
+
+/** 422: the key was first used with a different request. */
+export class IdempotencyKeyReusedException extends IdempotencyException {
+  constructor() {
+    super(
+      'IDEMPOTENCY_KEY_REUSED',
+      HttpStatus.UNPROCESSABLE_ENTITY,
+      'Idempotency key reused',
+      'This key was already used with a different request. Use a new key for a new request.',
+    );
+  }
+}
+
+/** 409 with `Retry-After`: the first request with this key is still being processed. */
+export class IdempotencyKeyInUseException extends IdempotencyException {
+  constructor(retryAfterSeconds: number) {
+    super(
+      'IDEMPOTENCY_KEY_IN_USE',
+      HttpStatus.CONFLICT,
+      'Idempotency key in use',
+      'A request with this key is still being processed. Retry after the time in Retry-After.',
+      retryAfterSeconds,
+    );
+  }
+}
+
+/** 503 with `Retry-After`: the idempotency store cannot be reached, so the handler did not run. */
+export class IdempotencyStoreUnavailableException extends IdempotencyException {
+  constructor(retryAfterSeconds = 1) {
+    super(
+      'IDEMPOTENCY_STORE_UNAVAILABLE',
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'Idempotency store unavailable',
+      'The request was not processed because its idempotency record could not be read or written. Retry later.',
+      retryAfterSeconds,
+    );
+  }
+}

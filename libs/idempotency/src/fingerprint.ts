@@ -1,0 +1,28 @@
+import { createHash } from 'node:crypto';
+import { configure } from 'safe-stable-stringify';
+
+// Deterministic: object keys sorted, so `{a,b}` and `{b,a}` are the same request. Circular values
+// cannot arrive from a parsed body; `bigint` can from custom parsers.
+const canonicalJson = configure({ deterministic: true, bigint: true, circularValue: Error });
+
+/** The bytes of a body that identify it: raw bytes and strings as they are, anything else as canonical JSON. */
+export function canonicalBody(body: unknown): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  return Buffer.from(canonicalJson(body ?? null) ?? 'null', 'utf8');
+}
+
+/** Hex sha-256 of the parts, each length-prefixed so that no two lists of parts hash alike. */
+export function sha256(...parts: Array<string | Buffer>): string {
+  const hash = createHash('sha256');
+  for (const part of parts) {
+    const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+    hash.update(`${bytes.length}:`).update(bytes);
+  }
+  return hash.digest('hex');
+}
+
+/** The default fingerprint: method, route path and the canonical body. */
+export function requestFingerprint(method: string, route: string, body: unknown): string {
+  return sha256(method.toUpperCase(), route, canonicalBody(body));
+}

@@ -1,0 +1,258 @@
+import {
+  type CallHandler,
+  type ExecutionContext,
+  Inject,
+  Injectable,
+  Logger,
+  type NestInterceptor,
+  StreamableFile,
+} from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { defer, finalize, map, mergeMap, type Observable, of } from 'rxjs';
+import { type BeginOutcome, ClaimCoordinator, type HeldClaim } from './claim-coordinator';
+import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
+import {
+  IdempotencyException,
+  IdempotencyKeyInUseException,
+  IdempotencyKeyMissingException,
+  IdempotencyKeyReusedException,
+  IdempotencyStoreUnavailableException,
+} from './errors/idempotency.errors';
+import { requestFingerprint } from './fingerprint';
+import { type CapturedResponse, holdResponse, type ReplacementResponse } from './http/response-capture';
+import { toReplay, toStoredResponse } from './http/replay';
+import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
+import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
+import { type IdempotencyModuleOptions, type IdempotentOptions, resolveRouteOptions, type ResolvedRouteOptions } from './idempotency.options';
+import { type IdempotencyRequest, routePath } from './idempotency-request';
+import { resolveKey } from './keys/key-source';
+import type { TransactionalIdempotencyStore } from './storage/idempotency-store';
+
+type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
+
+/**
+ * Does the work of `@Idempotent()`, registered for the whole app by `IdempotencyModule`. Routes
+ * without the decorator pass straight through. For the others: read the key, claim (scope, key),
+ * then either replay the stored answer, refuse, or run the handler and store its response before it
+ * is sent. Guards (signature checks, auth) run before it; pipes run after the claim.
+ */
+@Injectable()
+export class IdempotencyInterceptor implements NestInterceptor {
+  protected readonly logger = new Logger('Idempotency');
+  private readonly routes = new WeakMap<object, Map<object, ResolvedRouteOptions | null>>();
+  private readonly unscopedWarnings = new Set<string>();
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly coordinator: ClaimCoordinator,
+    @Inject(IDEMPOTENCY_MODULE_OPTIONS) private readonly defaults: IdempotencyModuleOptions,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const options = context.getType() === 'http' ? this.routeOptions(context) : null;
+    if (!options) return next.handle();
+    return defer(() => this.handle(context, next, options)).pipe(mergeMap((result$) => result$));
+  }
+
+  protected async handle(context: ExecutionContext, next: CallHandler, options: ResolvedRouteOptions): Promise<Observable<unknown>> {
+    const request = context.switchToHttp().getRequest<MutableRequest>();
+    const response = context.switchToHttp().getResponse<object>();
+    try {
+      const key = resolveKey(options.key, request);
+      if (key === undefined) {
+        if (options.required) throw new IdempotencyKeyMissingException();
+        if (options.transaction) request[IDEMPOTENT_TRANSACTION] = (this.coordinator.store as TransactionalIdempotencyStore).manager;
+        return next.handle();
+      }
+      const route = `${request.method.toUpperCase()} ${routePath(request) ?? `${context.getClass().name}.${context.getHandler().name}`}`;
+      const outcome = await this.begin(options, {
+        scope: this.scopeOf(options, request, route),
+        key,
+        fingerprint: this.fingerprintOf(options, request, route),
+      });
+      switch (outcome.status) {
+        case 'completed':
+          return of(toReplay(outcome.response));
+        case 'fingerprint-mismatch':
+          throw new IdempotencyKeyReusedException();
+        case 'in-flight':
+          throw new IdempotencyKeyInUseException(Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
+        case 'claimed':
+          return this.runClaimed(outcome.claim, options, request, response, next);
+      }
+    } catch (error) {
+      if (error instanceof IdempotencyException) {
+        for (const [name, value] of Object.entries(error.headers)) this.adapterHost.httpAdapter.setHeader(response, name, value);
+      }
+      throw error;
+    }
+  }
+
+  private async begin(
+    options: ResolvedRouteOptions,
+    target: { scope: string; key: string; fingerprint: string | null },
+  ): Promise<BeginOutcome> {
+    try {
+      return await this.coordinator.begin({
+        ...target,
+        ttlMs: options.ttlMs,
+        leaseMs: options.leaseMs,
+        maxLeaseMs: options.maxLeaseMs,
+        waitTimeoutMs: options.waitTimeoutMs,
+        onInFlight: options.onInFlight,
+        transaction: options.transaction,
+      });
+    } catch (error) {
+      if (error instanceof IdempotencyConfigurationError) throw error;
+      this.logger.error(`Idempotency store unavailable: ${(error as Error).message}`, (error as Error).stack);
+      throw new IdempotencyStoreUnavailableException();
+    }
+  }
+
+  private runClaimed(
+    claim: HeldClaim,
+    options: ResolvedRouteOptions,
+    request: MutableRequest,
+    response: object,
+    next: CallHandler,
+  ): Observable<unknown> {
+    if (claim.manager) request[IDEMPOTENT_TRANSACTION] = claim.manager;
+    let handlerSettled!: () => void;
+    const settled = new Promise<void>((resolve) => (handlerSettled = resolve));
+    let finished = false;
+    const finishOnce = async (finish: () => Promise<ReplacementResponse | undefined>) => {
+      if (finished) return undefined;
+      finished = true;
+      return finish();
+    };
+
+    holdResponse(rawResponse(response), {
+      beforeSend: (captured) => finishOnce(() => this.finish(claim, captured, options, request)),
+      onStream: () => {
+        this.logger.error(new UnstorableResponseError(`${request.method} ${request.url} wrote its response as a stream; it was not stored.`).message);
+        void finishOnce(() => this.release(claim));
+      },
+      onClose: () => {
+        // The client left before the framework sent anything; wait for the handler, then give the
+        // framework a turn to send, and release the key only if it did not.
+        void settled
+          .then(() => new Promise((resolve) => setImmediate(resolve)))
+          .then(() =>
+            finishOnce(() => {
+              this.logger.warn(`${request.method} ${request.url}: the client left before a response was sent; the key is released.`);
+              return this.release(claim);
+            }),
+          );
+      },
+    });
+
+    return next.handle().pipe(
+      map((value: unknown) => {
+        if (isStream(value)) {
+          throw new UnstorableResponseError(
+            `${request.method} ${request.url} returned a stream, which an idempotent route cannot store and replay. ` +
+              'Return the whole body (object, string or Buffer), or remove @Idempotent() from this route.',
+          );
+        }
+        return value;
+      }),
+      finalize(() => handlerSettled()),
+    );
+  }
+
+  /** Decides what becomes of the claim once the response is known; runs before any byte is sent. */
+  protected async finish(
+    claim: HeldClaim,
+    captured: CapturedResponse,
+    options: ResolvedRouteOptions,
+    request: MutableRequest,
+  ): Promise<ReplacementResponse | undefined> {
+    // A request its pipes rejected never reached the handler: a corrected retry must run.
+    if (request[REJECTED_BY_PIPES] === true || !options.storeIf(captured.status)) return this.release(claim);
+    if (captured.body.length > options.maxResponseBytes) {
+      this.logger.error(
+        new UnstorableResponseError(
+          `${request.method} ${request.url} answered ${captured.body.length} bytes, over maxResponseBytes (${options.maxResponseBytes}). ` +
+            'Raise maxResponseBytes for this route, or return less.',
+        ).message,
+      );
+      await this.release(claim);
+      return internalError();
+    }
+    try {
+      await claim.complete(toStoredResponse(captured, options.replayHeaders), options.ttlMs);
+      return undefined;
+    } catch (error) {
+      this.logger.error(`Storing the response failed: ${(error as Error).message}`, (error as Error).stack);
+      // In transaction mode nothing was committed, the handler's writes included: the client must retry.
+      // In lease mode the handler's effects happened: the client gets the real answer.
+      if (!claim.manager) return undefined;
+      const problem = new IdempotencyStoreUnavailableException();
+      return { status: problem.getStatus(), headers: { ...problem.headers }, body: Buffer.from(JSON.stringify(problem.getResponse())) };
+    }
+  }
+
+  private async release(claim: HeldClaim): Promise<undefined> {
+    try {
+      await claim.release();
+    } catch (error) {
+      // The lease (or the closed connection, in transaction mode) frees the key anyway.
+      this.logger.error(`Releasing an idempotency claim failed: ${(error as Error).message}`, (error as Error).stack);
+    }
+    return undefined;
+  }
+
+  private scopeOf(options: ResolvedRouteOptions, request: IdempotencyRequest, route: string): string {
+    const extra = options.scope?.(request);
+    if (extra !== undefined && extra !== null) return `${route}#${String(extra)}`;
+    if (request.user !== undefined && request.user !== null && !this.unscopedWarnings.has(route)) {
+      this.unscopedWarnings.add(route);
+      this.logger.warn(
+        `${route} serves authenticated requests without a scope: one client could replay another's response ` +
+          'by guessing its key. Add scope: (req) => req.user.id to @Idempotent().',
+      );
+    }
+    return route;
+  }
+
+  private fingerprintOf(options: ResolvedRouteOptions, request: IdempotencyRequest, route: string): string | null {
+    if (options.fingerprint === false) return null;
+    if (typeof options.fingerprint === 'function') return options.fingerprint(request);
+    const [method, path] = route.split(' ', 2);
+    return requestFingerprint(method, path, request.body);
+  }
+
+  private routeOptions(context: ExecutionContext): ResolvedRouteOptions | null {
+    const handler = context.getHandler();
+    const controller = context.getClass();
+    let byClass = this.routes.get(handler);
+    if (!byClass) this.routes.set(handler, (byClass = new Map()));
+    if (!byClass.has(controller)) {
+      const route = this.reflector.getAllAndOverride<IdempotentOptions | undefined>(IDEMPOTENT_OPTIONS, [handler, controller]);
+      byClass.set(controller, route ? resolveRouteOptions(this.defaults, route, `@Idempotent() on ${controller.name}.${handler.name}`) : null);
+    }
+    return byClass.get(controller) ?? null;
+  }
+}
+
+/** Express's response is Node's; Fastify's reply wraps it. */
+function rawResponse(response: object): ServerResponse {
+  return (response as { raw?: ServerResponse }).raw ?? (response as ServerResponse);
+}
+
+function isStream(value: unknown): boolean {
+  if (value instanceof StreamableFile || value instanceof Readable || value instanceof ReadableStream) return true;
+  if (value instanceof Response) return value.body !== null;
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
+
+function internalError(): ReplacementResponse {
+  return {
+    status: 500,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    body: Buffer.from(JSON.stringify({ statusCode: 500, message: 'Internal server error' })),
+  };
+}

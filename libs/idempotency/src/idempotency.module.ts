@@ -1,0 +1,59 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { ClaimCoordinator } from './claim-coordinator';
+import {
+  ConfigurableIdempotencyModule,
+  type IDEMPOTENCY_ASYNC_OPTIONS_TYPE,
+  type IDEMPOTENCY_OPTIONS_TYPE,
+} from './idempotency.module-definition';
+import { IdempotencyInterceptor } from './idempotency.interceptor';
+import { IdempotencyService } from './idempotency.service';
+import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
+import { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
+
+/**
+ * Makes `@Idempotent()` routes work across the app and provides `IdempotencyService`. It is global:
+ * import it once, next to `TypeOrmModule.forRoot()`, whose DataSource (and pool) it uses.
+ *
+ * @example
+ * \@Module({
+ *   imports: [
+ *     TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Order, ...idempotencyEntities],
+ *                             migrations: [...idempotencyMigrations], migrationsRun: true }),
+ *     IdempotencyModule.forRoot({ ttl: '24h', lease: '60s' }),
+ *   ],
+ * })
+ * export class AppModule {}
+ */
+@Module({})
+export class IdempotencyModule extends ConfigurableIdempotencyModule {
+  static override forRoot(options: typeof IDEMPOTENCY_OPTIONS_TYPE = {}): DynamicModule {
+    return withProviders(super.forRoot(options), options.dataSource);
+  }
+
+  static override forRootAsync(options: typeof IDEMPOTENCY_ASYNC_OPTIONS_TYPE): DynamicModule {
+    return withProviders(super.forRootAsync(options), options.dataSource);
+  }
+}
+
+/** `dataSource` is read here, not in the options factory, because it decides what is injected. */
+function withProviders(module: DynamicModule, dataSource: string | undefined): DynamicModule {
+  return {
+    ...module,
+    global: true,
+    providers: [
+      ...(module.providers ?? []),
+      {
+        provide: IDEMPOTENCY_STORE,
+        useFactory: (source: DataSource) => new TypeOrmIdempotencyStore(source),
+        inject: [getDataSourceToken(dataSource)],
+      },
+      ClaimCoordinator,
+      IdempotencyService,
+      { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
+    ],
+    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE],
+  };
+}

@@ -1,0 +1,136 @@
+import { type Duration, toMilliseconds } from './duration';
+import { IdempotencyConfigurationError } from './errors/configuration.errors';
+import { DEFAULT_REPLAY_HEADERS } from './http/replay';
+import type { IdempotencyRequest } from './idempotency-request';
+import { assertKeySource, type KeySource, presetOf } from './keys/key-source';
+import { PROVIDER_PRESETS } from './keys/provider-presets';
+
+/** What a duplicate gets while the first request with its key is still running. */
+export type InFlightPolicy = 'reject' | 'wait';
+
+/** Adds a tenant or principal to the route's scope; `undefined` adds nothing. */
+export type ScopeFunction<TRequest = IdempotencyRequest> = (request: TRequest) => string | number | undefined | null;
+
+/** Replaces the default fingerprint (method, route path and canonical body). */
+export type FingerprintFunction<TRequest = IdempotencyRequest> = (request: TRequest) => string;
+
+/**
+ * Options of one idempotent route. Given to `IdempotencyModule.forRoot()` they are the defaults;
+ * given to `@Idempotent()` they override those for the route.
+ */
+export interface IdempotentOptions<TRequest = IdempotencyRequest> {
+  /** Where the key comes from. Default `'header'` (`Idempotency-Key`). */
+  key?: KeySource<TRequest>;
+  /** Adds a tenant or principal to the scope (the route); keys never cross scopes. */
+  scope?: ScopeFunction<TRequest>;
+  /** Whether a request without a key is refused (400). Default `true`; `false` runs it without idempotency. */
+  required?: boolean;
+  /** Whether a repeat must match the first request: `true` (default), `false`, or your own hash. */
+  fingerprint?: boolean | FingerprintFunction<TRequest>;
+  /** How long a completed record is replayed. Default `'24h'`; provider presets: the provider's retry window. */
+  ttl?: Duration;
+  /** How long a claim holds before another request may take it over. Default `'30s'`. */
+  lease?: Duration;
+  /** The lease is renewed while the handler runs, up to this long after the claim. Default `'10m'`. */
+  maxLease?: Duration;
+  /** `'reject'` (default): 409 at once; `'wait'`: wait for the first request's answer. */
+  onInFlight?: InFlightPolicy;
+  /** The longest a duplicate waits (`'wait'`, and transaction mode) before its 409. Default `'10s'`. */
+  waitTimeout?: Duration;
+  /** Run the handler inside the claim's transaction (see `@IdempotentTransaction()`). Default `false`. */
+  transaction?: boolean;
+  /** Which statuses are stored and replayed. Default: below 500, except 408, 409, 425 and 429. */
+  storeIf?: (status: number) => boolean;
+  /** Headers replayed besides `content-type`, `location`, `etag` and `last-modified`. */
+  replayHeaders?: string[];
+  /** The largest body stored, in bytes. Default 1 MiB; a larger one fails the request loudly. */
+  maxResponseBytes?: number;
+}
+
+/**
+ * Options of `IdempotencyModule.forRoot()`: the route defaults, and how the module runs.
+ * (`dataSource`, the name of a TypeORM DataSource other than the default, sits beside them.)
+ */
+export interface IdempotencyModuleOptions extends IdempotentOptions {
+  /** How often expired records are purged. Default `'1h'`; `0` turns the timer off. */
+  purgeInterval?: Duration;
+  /** Rows deleted per purge statement. Default 1000. */
+  purgeBatchSize?: number;
+}
+
+/** The route options after defaults, in milliseconds. */
+export interface ResolvedRouteOptions {
+  key: KeySource;
+  scope?: ScopeFunction;
+  required: boolean;
+  fingerprint: boolean | FingerprintFunction;
+  ttlMs: number;
+  leaseMs: number;
+  maxLeaseMs: number;
+  onInFlight: InFlightPolicy;
+  waitTimeoutMs: number;
+  transaction: boolean;
+  storeIf: (status: number) => boolean;
+  replayHeaders: ReadonlySet<string>;
+  maxResponseBytes: number;
+}
+
+const NOT_STORED_4XX = new Set([408, 409, 425, 429]);
+
+/** The default `storeIf`: 2xx, 3xx and 4xx are final answers, except the ones that invite a retry. */
+export const storeFinalAnswers = (status: number): boolean => status < 500 && !NOT_STORED_4XX.has(status);
+
+export const IDEMPOTENCY_DEFAULTS = {
+  key: 'header',
+  required: true,
+  fingerprint: true,
+  ttl: '24h',
+  lease: '30s',
+  maxLease: '10m',
+  onInFlight: 'reject',
+  waitTimeout: '10s',
+  transaction: false,
+  storeIf: storeFinalAnswers,
+  maxResponseBytes: 1024 * 1024,
+  purgeInterval: '1h',
+  purgeBatchSize: 1000,
+} as const satisfies IdempotencyModuleOptions;
+
+/** Merges a route's options over the module defaults; fails at startup, with the fix, on a bad value. */
+export function resolveRouteOptions(defaults: IdempotencyModuleOptions, route: IdempotentOptions<never>, where: string): ResolvedRouteOptions {
+  const merged = { ...IDEMPOTENCY_DEFAULTS, ...withoutUndefined(defaults), ...withoutUndefined(route as IdempotentOptions) };
+  assertKeySource(merged.key, where);
+  const preset = presetOf(merged.key);
+  const moduleTtlMs = toMilliseconds(merged.ttl, `${where}: ttl`);
+  const ttlMs =
+    route.ttl !== undefined || !preset
+      ? moduleTtlMs
+      : Math.max(moduleTtlMs, toMilliseconds(PROVIDER_PRESETS[preset].ttl, `${where}: ttl`));
+  const leaseMs = toMilliseconds(merged.lease, `${where}: lease`);
+  if (leaseMs < 1000) throw new IdempotencyConfigurationError(`${where}: lease must be at least 1s, so that a live handler can renew it.`);
+  if (!['reject', 'wait'].includes(merged.onInFlight)) {
+    throw new IdempotencyConfigurationError(`${where}: onInFlight must be 'reject' or 'wait', not ${JSON.stringify(merged.onInFlight)}.`);
+  }
+  if (!Number.isInteger(merged.maxResponseBytes) || merged.maxResponseBytes <= 0) {
+    throw new IdempotencyConfigurationError(`${where}: maxResponseBytes must be a positive whole number of bytes.`);
+  }
+  return {
+    key: merged.key,
+    scope: merged.scope,
+    required: merged.required,
+    fingerprint: merged.fingerprint,
+    ttlMs,
+    leaseMs,
+    maxLeaseMs: Math.max(leaseMs, toMilliseconds(merged.maxLease, `${where}: maxLease`)),
+    onInFlight: merged.onInFlight,
+    waitTimeoutMs: toMilliseconds(merged.waitTimeout, `${where}: waitTimeout`),
+    transaction: merged.transaction,
+    storeIf: merged.storeIf,
+    replayHeaders: new Set([...DEFAULT_REPLAY_HEADERS, ...(merged.replayHeaders ?? []).map((name) => name.toLowerCase())]),
+    maxResponseBytes: merged.maxResponseBytes,
+  };
+}
+
+function withoutUndefined<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
+}

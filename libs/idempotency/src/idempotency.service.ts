@@ -1,0 +1,139 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { ClaimCoordinator } from './claim-coordinator';
+import { type Duration, toMilliseconds } from './duration';
+import { IdempotencyConfigurationError } from './errors/configuration.errors';
+import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
+import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
+import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions, type InFlightPolicy } from './idempotency.options';
+import type { IdempotencyRecordView } from './storage/idempotency-store';
+
+/** The scope of `run()` and `find()` when none is given. */
+export const DEFAULT_RUN_SCOPE = 'run';
+
+/** Options of {@link IdempotencyService.run}; unset ones come from `forRoot()`. */
+export interface RunOptions {
+  /** Namespace of the key, e.g. the queue or job name. Default `'run'`. */
+  scope?: string;
+  /** Identifies the work (a hash of the job's payload, say): a repeat with another one is refused. */
+  fingerprint?: string;
+  ttl?: Duration;
+  lease?: Duration;
+  maxLease?: Duration;
+  /** Default `'wait'`: a concurrent caller waits for the first result. */
+  onInFlight?: InFlightPolicy;
+  waitTimeout?: Duration;
+  /** Run `fn` inside the claim's transaction: its writes commit with the record, or not at all. */
+  transaction?: boolean;
+}
+
+/**
+ * Idempotency outside HTTP: queue consumers, cron jobs, batch items.
+ *
+ * @example
+ * await idempotency.run(`fulfil:${job.id}`, () => fulfil(job.data), { scope: 'fulfilment' });
+ * await idempotency.run(event.id, (em) => em.insert(Receipt, { eventId: event.id }), { transaction: true });
+ */
+@Injectable()
+export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Idempotency');
+  private purgeTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly coordinator: ClaimCoordinator,
+    @Inject(IDEMPOTENCY_MODULE_OPTIONS) private readonly options: IdempotencyModuleOptions,
+  ) {}
+
+  /**
+   * Runs `fn` once per (scope, key) and returns its result to every caller, the first and every repeat
+   * (results round-trip through JSON). If `fn` throws, the key is released and the error rethrown, so
+   * the next call runs it again.
+   */
+  run<T>(key: string, fn: () => T | Promise<T>, options?: RunOptions & { transaction?: false }): Promise<T>;
+  run<T>(key: string, fn: (manager: EntityManager) => T | Promise<T>, options: RunOptions & { transaction: true }): Promise<T>;
+  async run<T>(key: string, fn: (manager: EntityManager) => T | Promise<T>, options: RunOptions = {}): Promise<T> {
+    const defaults = { ...IDEMPOTENCY_DEFAULTS, ...this.options, onInFlight: 'wait' as const };
+    const setting = <K extends 'ttl' | 'lease' | 'maxLease' | 'waitTimeout'>(name: K) =>
+      toMilliseconds(options[name] ?? defaults[name], `run(): ${name}`);
+    const leaseMs = setting('lease');
+    const outcome = await this.coordinator.begin({
+      scope: options.scope ?? DEFAULT_RUN_SCOPE,
+      key,
+      fingerprint: options.fingerprint ?? null,
+      ttlMs: setting('ttl'),
+      leaseMs,
+      maxLeaseMs: Math.max(leaseMs, setting('maxLease')),
+      waitTimeoutMs: setting('waitTimeout'),
+      onInFlight: options.onInFlight ?? defaults.onInFlight,
+      transaction: options.transaction ?? false,
+    });
+    switch (outcome.status) {
+      case 'completed':
+        return decode<T>(outcome.response.body);
+      case 'fingerprint-mismatch':
+        throw new IdempotencyKeyReusedException();
+      case 'in-flight':
+        throw new IdempotencyKeyInUseException(Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
+    }
+    const { claim } = outcome;
+    let result: T;
+    try {
+      result = await fn(claim.manager as EntityManager);
+    } catch (error) {
+      await claim.release();
+      throw error;
+    }
+    await claim.complete({ status: 200, headers: [], body: encode(result) }, setting('ttl'));
+    return result;
+  }
+
+  /** The live record of a key (`run()`'s default scope unless one is given), or `undefined`. */
+  find(key: string, options: { scope?: string } = {}): Promise<IdempotencyRecordView | undefined> {
+    return this.coordinator.store.find(options.scope ?? DEFAULT_RUN_SCOPE, key);
+  }
+
+  /** Deletes every expired record, in batches; returns how many. */
+  async purgeExpired(): Promise<number> {
+    const batchSize = this.options.purgeBatchSize ?? IDEMPOTENCY_DEFAULTS.purgeBatchSize;
+    let total = 0;
+    for (;;) {
+      const deleted = await this.coordinator.store.purgeExpired(batchSize);
+      total += deleted;
+      if (deleted < batchSize) return total;
+    }
+  }
+
+  onModuleInit(): void {
+    const intervalMs = toMilliseconds(this.options.purgeInterval ?? IDEMPOTENCY_DEFAULTS.purgeInterval, 'purgeInterval');
+    if (intervalMs === 0) return;
+    this.purgeTimer = setInterval(() => {
+      this.purgeExpired().then(
+        (deleted) => deleted > 0 && this.logger.log(`Purged ${deleted} expired idempotency records.`),
+        (error: Error) => this.logger.error(`Purging expired idempotency records failed: ${error.message}`, error.stack),
+      );
+    }, intervalMs);
+    this.purgeTimer.unref();
+  }
+
+  /** Fails the start, with the fix, when the table is missing; an unreachable store only warns. */
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      await this.coordinator.store.find('', '');
+    } catch (error) {
+      if (error instanceof IdempotencyConfigurationError) throw error;
+      this.logger.warn(`The idempotency store is not reachable yet: ${(error as Error).message}`);
+    }
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.purgeTimer);
+  }
+}
+
+function encode(value: unknown): Buffer {
+  return value === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+function decode<T>(body: Buffer): T {
+  return (body.length === 0 ? undefined : JSON.parse(body.toString('utf8'))) as T;
+}

@@ -1,0 +1,25 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { IdempotencyConfigurationError } from './errors/configuration.errors';
+import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
+
+/**
+ * Injects the EntityManager of the claim's transaction (`@Idempotent({ transaction: true })`):
+ * what the handler writes through it commits together with the stored response, or not at all.
+ *
+ * @example
+ * \@Post('orders') \@Idempotent({ transaction: true })
+ * create(@Body() dto: CreateOrder, @IdempotentTransaction() em: EntityManager) {
+ *   return em.getRepository(Order).save(dto);
+ * }
+ */
+export const IdempotentTransaction = createParamDecorator((_data: unknown, context: ExecutionContext): EntityManager => {
+  const request = context.switchToHttp().getRequest<Record<symbol, EntityManager | undefined>>();
+  const manager = request[IDEMPOTENT_TRANSACTION];
+  if (!manager) {
+    throw new IdempotencyConfigurationError(
+      '@IdempotentTransaction() needs the route to be @Idempotent({ transaction: true }) (or that default in forRoot()).',
+    );
+  }
+  return manager;
+});

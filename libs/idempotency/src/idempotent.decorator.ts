@@ -1,0 +1,25 @@
+import { SetMetadata } from '@nestjs/common';
+import { toMilliseconds } from './duration';
+import { IDEMPOTENT_OPTIONS } from './idempotency.constants';
+import type { IdempotentOptions } from './idempotency.options';
+import type { IdempotencyRequest } from './idempotency-request';
+import { assertKeySource } from './keys/key-source';
+
+/**
+ * Makes a route (or every route of a controller) idempotent: each (scope, key) runs the handler once,
+ * and every repeat gets the first answer. Options override the `forRoot()` defaults for this route.
+ *
+ * @example
+ * \@Post('orders') \@Idempotent()                          // key from the Idempotency-Key header
+ * \@Post('webhooks/stripe') \@Idempotent({ key: 'stripe' }) // Stripe's event id
+ * \@Post('x') \@Idempotent({ key: (req: Request) => req.body.eventId, onInFlight: 'wait' })
+ */
+export function Idempotent<TRequest = IdempotencyRequest>(options: IdempotentOptions<TRequest> = {}): ClassDecorator & MethodDecorator {
+  const where = '@Idempotent()';
+  if (options.key !== undefined) assertKeySource(options.key as IdempotentOptions['key'] & object, where);
+  for (const name of ['ttl', 'lease', 'maxLease', 'waitTimeout'] as const) {
+    const value = options[name];
+    if (value !== undefined) toMilliseconds(value, `${where}: ${name}`);
+  }
+  return SetMetadata(IDEMPOTENT_OPTIONS, options);
+}

@@ -1,0 +1,35 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KeyedGate } from './keyed-gate';
+
+describe('KeyedGate', () => {
+  it('lets one holder per key in at a time, in arrival order', async () => {
+    const gate = new KeyedGate();
+    const order: string[] = [];
+    const hold = async (name: string, ms: number) => {
+      const leave = await gate.acquire('k', 1000);
+      order.push(`in ${name}`);
+      await sleep(ms);
+      order.push(`out ${name}`);
+      leave!();
+    };
+    await Promise.all([hold('a', 30), hold('b', 10), hold('c', 0)]);
+    expect(order).toEqual(['in a', 'out a', 'in b', 'out b', 'in c', 'out c']);
+  });
+
+  it('does not make other keys wait', async () => {
+    const gate = new KeyedGate();
+    const leaveA = await gate.acquire('a', 1000);
+    expect(await gate.acquire('b', 0)).toBeInstanceOf(Function);
+    leaveA!();
+  });
+
+  it('gives up after the timeout without blocking those queued behind', async () => {
+    const gate = new KeyedGate();
+    const leaveFirst = await gate.acquire('k', 1000);
+    const impatient = gate.acquire('k', 20);
+    const patient = gate.acquire('k', 1000);
+    expect(await impatient).toBeUndefined();
+    leaveFirst!();
+    expect(await patient).toBeInstanceOf(Function);
+  });
+});

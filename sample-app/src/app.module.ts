@@ -1,0 +1,32 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { idempotencyEntities, idempotencyMigrations, IdempotencyModule } from 'nestjs-idempotency';
+import type { Database } from './database';
+import { CreateShop1763900000100 } from './shop/migrations/1763900000100-create-shop';
+import { Order } from './shop/order.entity';
+import { OrdersController } from './shop/orders.controller';
+import { Payment } from './shop/payment.entity';
+import { PaymentsController } from './shop/payments.controller';
+import { Product } from './shop/product.entity';
+import { StockController } from './shop/stock.controller';
+
+@Module({})
+export class AppModule {
+  static forDatabase(database: Database): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        TypeOrmModule.forRoot({
+          ...database.options,
+          type: 'postgres',
+          entities: [Product, Order, Payment, ...idempotencyEntities],
+          migrations: [CreateShop1763900000100, ...idempotencyMigrations],
+          migrationsRun: true,
+          synchronize: false,
+        }),
+        IdempotencyModule.forRoot({ ttl: '24h', lease: '30s' }),
+      ],
+      controllers: [OrdersController, PaymentsController, StockController],
+    };
+  }
+}

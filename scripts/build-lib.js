@@ -1,0 +1,15 @@
+// Builds the installable package: compiled library plus its own manifest, README and licence.
+const { execFileSync } = require('node:child_process');
+const { cpSync, rmSync } = require('node:fs');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const out = join(root, 'dist/libs/idempotency');
+rmSync(out, { recursive: true, force: true });
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'libs/idempotency/tsconfig.lib.json'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+for (const file of ['libs/idempotency/package.json', 'README.md', 'LICENSE']) {
+  cpSync(join(root, file), join(out, file.split('/').pop()));
+}

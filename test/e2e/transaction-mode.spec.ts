@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { createSchema, dropSchema, sql } from '../support/database';
+import { PLATFORMS, startApp, type TestApp } from '../support/harness';
+import { send } from '../support/http';
+
+describe.each(PLATFORMS)('transaction mode on %s', (platform) => {
+  let schema: string;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    schema = await createSchema(`tx_${platform}`);
+    t = await startApp(platform, { schema });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await dropSchema(schema);
+  });
+
+  it('commits the business writes with the stored response, and replays it', async () => {
+    const key = randomUUID();
+    const first = await send(t.url, '/t/tx', { key, body: { label: key } });
+    const second = await send(t.url, '/t/tx', { key, body: { label: key } });
+    expect(first.status).toBe(201);
+    expect(second.text).toBe(first.text);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(await t.effects(key)).toBe(1);
+  });
+
+  it('rolls back the business writes and the claim when the handler fails', async () => {
+    const key = randomUUID();
+    expect((await send(t.url, '/t/tx', { key, body: { label: key, fail: true } })).status).toBe(500);
+    expect(await t.effects(key)).toBe(0);
+    expect(await t.service.find(key, { scope: 'POST /t/tx' })).toBeUndefined();
+    // The retry runs again, and this time commits.
+    expect((await send(t.url, '/t/tx', { key, body: { label: key, fail: true } })).status).toBe(500);
+    expect(await t.effects(key)).toBe(0);
+  });
+
+  it('answers 503 and commits nothing when the commit fails after the handler wrote', async () => {
+    const key = randomUUID();
+    const request = send(t.url, '/t/tx', { key, body: { label: key, msAfter: 600 } });
+    // While the handler sleeps inside its transaction, the database ends that session.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const [killed] = await sql<{ count: number }>(
+      `SELECT count(pg_terminate_backend(pid))::int AS count FROM pg_stat_activity
+       WHERE state = 'idle in transaction' AND query LIKE $1`,
+      [`%"${schema}"."effects"%`],
+    );
+    expect(killed.count).toBe(1);
+    const answer = await request;
+    expect(answer.status).toBe(503);
+    expect(answer.json()).toMatchObject({ code: 'IDEMPOTENCY_STORE_UNAVAILABLE' });
+    expect(answer.headers.get('retry-after')).toBeTruthy();
+    expect(await t.effects(key)).toBe(0);
+    // The client's retry runs the handler once and commits.
+    expect((await send(t.url, '/t/tx', { key, body: { label: key, msAfter: 600 } })).status).toBe(201);
+    expect(await t.effects(key)).toBe(1);
+  });
+
+  it('gives a keyless request on a route with required: false the plain manager', async () => {
+    const label = randomUUID();
+    expect((await send(t.url, '/t/tx-optional', { body: { label } })).status).toBe(201);
+    expect(await t.effects(label)).toBe(1);
+  });
+});

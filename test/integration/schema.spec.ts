@@ -1,0 +1,50 @@
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { IdempotencyConfigurationError, IdempotencyModule, idempotencyEntities, idempotencyMigrations } from 'nestjs-idempotency';
+import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
+
+const columns = (schema: string) =>
+  sql(
+    `SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
+     WHERE table_schema = $1 AND table_name = 'idempotency_records' ORDER BY column_name`,
+    [schema],
+  );
+const indexes = (schema: string) =>
+  sql<{ indexdef: string }>(`SELECT regexp_replace(indexdef, 'ON \\S+ ', 'ON t ') AS indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'idempotency_records' ORDER BY indexname`, [schema]);
+
+describe('the records table', () => {
+  const schemas: string[] = [];
+  afterAll(() => Promise.all(schemas.map(dropSchema)));
+
+  it('is the same whether the migration or synchronize: true creates it', async () => {
+    const migrated = await createSchema('migrated');
+    const synchronized = await createSchema('synchronized');
+    schemas.push(migrated, synchronized);
+    for (const options of [
+      { schema: migrated, migrations: idempotencyMigrations, migrationsRun: true },
+      { schema: synchronized, entities: idempotencyEntities, synchronize: true },
+    ]) {
+      const dataSource = new DataSource({ type: 'postgres', url: DATABASE_URL, ...options });
+      await dataSource.initialize();
+      await dataSource.destroy();
+    }
+    expect(await columns(synchronized)).toEqual(await columns(migrated));
+    expect(await indexes(synchronized)).toEqual(await indexes(migrated));
+    expect((await columns(migrated)).length).toBe(13);
+  });
+
+  it('refuses to start, saying how to fix it, when the table is missing', async () => {
+    const empty = await createSchema('empty');
+    schemas.push(empty);
+    @Module({
+      imports: [TypeOrmModule.forRoot({ type: 'postgres', url: DATABASE_URL, schema: empty }), IdempotencyModule.forRoot({ purgeInterval: 0 })],
+    })
+    class MissingTableModule {}
+    const app = await NestFactory.create(MissingTableModule, { logger: false });
+    await expect(app.init()).rejects.toThrow(IdempotencyConfigurationError);
+    await expect(app.init()).rejects.toThrow(/idempotencyMigrations/);
+    await app.close();
+  });
+});

@@ -1,0 +1,238 @@
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  HttpCode,
+  HttpException,
+  Injectable,
+  InternalServerErrorException,
+  type PipeTransform,
+  Post,
+  Res,
+  StreamableFile,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Column, CreateDateColumn, DataSource, Entity, type EntityManager, PrimaryGeneratedColumn } from 'typeorm';
+import { Idempotent, IdempotentTransaction } from 'nestjs-idempotency';
+
+/** One row per handler execution: the side effect the suites count. */
+@Entity({ name: 'effects' })
+export class Effect {
+  @PrimaryGeneratedColumn()
+  id!: number;
+
+  @Column({ type: 'text' })
+  label!: string;
+
+  @CreateDateColumn({ type: 'timestamptz' })
+  createdAt!: Date;
+}
+
+export interface Work {
+  label: string;
+  /** Sleeps before the effect. */
+  ms?: number;
+  /** Sleeps after the effect. */
+  msAfter?: number;
+  status?: number;
+  fail?: boolean;
+  invalid?: boolean;
+  eventId?: string;
+  id?: string;
+}
+
+interface TenantRequest {
+  body: Work;
+  headers: Record<string, string | undefined>;
+}
+
+/** What Express's response and Fastify's reply have in common. */
+interface Reply {
+  status(code: number): unknown;
+  header(name: string, value: string): unknown;
+}
+
+@Injectable()
+class RejectInvalid implements PipeTransform<Work> {
+  transform(value: Work): Work {
+    if (value?.invalid) throw new BadRequestException('invalid body');
+    return value;
+  }
+}
+
+/** Routes that exercise every row of SPEC.md's table; each execution inserts one effect. */
+@Controller('t')
+export class EffectsController {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  private async effect(work: Work, manager: EntityManager = this.dataSource.manager) {
+    if (work.ms) await sleep(work.ms);
+    const saved = await manager.getRepository(Effect).save({ label: work.label });
+    if (work.msAfter) await sleep(work.msAfter);
+    return { id: saved.id, label: work.label };
+  }
+
+  @Post('basic') @Idempotent()
+  basic(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('wait') @Idempotent({ onInFlight: 'wait', waitTimeout: '5s' })
+  wait(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('wait-short') @Idempotent({ onInFlight: 'wait', waitTimeout: '300ms' })
+  waitShort(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('tx') @Idempotent({ transaction: true, waitTimeout: '5s' })
+  async tx(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
+    const result = await this.effect(work, em);
+    if (work.fail) throw new InternalServerErrorException('failed after writing');
+    return result;
+  }
+
+  @Post('tx-short') @Idempotent({ transaction: true, waitTimeout: '300ms' })
+  txShort(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
+    return this.effect(work, em);
+  }
+
+  @Post('tx-optional') @Idempotent({ transaction: true, required: false })
+  txOptional(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
+    return this.effect(work, em);
+  }
+
+  @Post('status') @Idempotent()
+  async status(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
+    const result = await this.effect(work);
+    const code = work.status ?? 200;
+    if (code >= 400) throw new HttpException({ message: `answered ${code}`, label: work.label }, code);
+    reply.status(code);
+    return result;
+  }
+
+  @Post('crash') @Idempotent()
+  async crash(@Body() work: Work) {
+    await this.effect(work);
+    throw new Error('the handler failed');
+  }
+
+  @Post('text') @Idempotent()
+  async text(@Body() work: Work) {
+    await this.effect(work);
+    return `plain text for ${work.label}`;
+  }
+
+  @Post('empty') @Idempotent() @HttpCode(204)
+  async empty(@Body() work: Work) {
+    await this.effect(work);
+  }
+
+  /** Headers set by the handler itself (static `@Header()`s are Nest's, on every response). */
+  @Post('headers') @Idempotent({ replayHeaders: ['X-Custom'] })
+  async headers(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
+    const result = await this.effect(work);
+    for (const [name, value] of Object.entries({
+      Location: `/t/orders/${result.id}`,
+      ETag: `"${result.id}"`,
+      'X-Custom': `kept-${result.id}`,
+      'X-Other': 'dropped',
+      'Set-Cookie': 'session=secret',
+    })) {
+      reply.header(name, value);
+    }
+    return result;
+  }
+
+  @Post('optional') @Idempotent({ required: false })
+  optional(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('payload') @Idempotent({ key: 'payload-hash' })
+  payload(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('custom') @Idempotent({
+    key: (req: TenantRequest) => req.body.eventId,
+    scope: (req: TenantRequest) => req.headers['x-tenant'],
+  })
+  custom(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('header-x') @Idempotent({ key: { header: 'X-Request-Id' } })
+  headerX(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('multi') @Idempotent({ key: [{ header: 'X-Request-Id' }, 'payload-hash'] })
+  multi(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('stripe') @Idempotent({ key: 'stripe' })
+  stripe(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('stream') @Idempotent()
+  async stream(@Body() work: Work) {
+    await this.effect(work);
+    return new StreamableFile(Buffer.from('streamed'));
+  }
+
+  @Post('large') @Idempotent({ maxResponseBytes: 1000 })
+  async large(@Body() work: Work) {
+    await this.effect(work);
+    return { data: 'x'.repeat(2000) };
+  }
+
+  @Post('nofp') @Idempotent({ fingerprint: false })
+  noFingerprint(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('piped') @Idempotent()
+  piped(@Body(RejectInvalid) work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('store-if') @Idempotent({ storeIf: (status) => status < 300 })
+  async storeIf(@Body() work: Work) {
+    await this.effect(work);
+    throw new BadRequestException('not stored');
+  }
+
+  @Post('lease') @Idempotent({ lease: '1s', maxLease: '1s' })
+  lease(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('renew') @Idempotent({ lease: '1s', maxLease: '10s' })
+  renew(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('ttl') @Idempotent({ ttl: '1s' })
+  ttl(@Body() work: Work) {
+    return this.effect(work);
+  }
+}
+
+/** `@Idempotent()` on the class applies to each route. */
+@Controller('class-level')
+@Idempotent()
+export class ClassLevelController {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  @Post('a')
+  async a(@Body() work: Work) {
+    const saved = await this.dataSource.getRepository(Effect).save({ label: work.label });
+    return { id: saved.id };
+  }
+}
