@@ -6,5 +6,6 @@ module.exports = {
   transform: { '^.+\\.(t|j|cj|mj)s$': ['@swc/jest'] },
   transformIgnorePatterns: ['/node_modules/(?!.*/node_modules/)(?!(@nestjs|cookie|@electric-sql/pglite)/)'],
   moduleNameMapper: { '^nestjs-idempotency$': '<rootDir>/libs/idempotency/src/index.ts' },
+  globalSetup: '<rootDir>/test/global-setup.ts',
   testTimeout: 60_000,
 };

@@ -195,6 +195,24 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     expect(await t.effects(empty)).toBe(1);
   });
 
+  it('replays a Buffer answer byte for byte', async () => {
+    const key = fresh();
+    const raw = async () => {
+      const response = await fetch(`${t.url}/t/buffer`, {
+        method: 'POST',
+        headers: { 'idempotency-key': key, 'content-type': 'application/json' },
+        body: JSON.stringify({ label: key }),
+      });
+      return { type: response.headers.get('content-type'), bytes: Buffer.from(await response.arrayBuffer()), replayed: response.headers.get('idempotent-replayed') };
+    };
+    const first = await raw();
+    const second = await raw();
+    expect(second.replayed).toBe('true');
+    expect(second.bytes.equals(first.bytes)).toBe(true);
+    expect(second.type).toBe(first.type);
+    expect(await t.effects(key)).toBe(1);
+  });
+
   it('replays the allow-listed headers and replayHeaders, never set-cookie', async () => {
     const key = fresh();
     const first = await send(t.url, '/t/headers', { key, body: { label: key } });

@@ -126,6 +126,12 @@ export class EffectsController {
     return `plain text for ${work.label}`;
   }
 
+  @Post('buffer') @Idempotent()
+  async buffer(@Body() work: Work) {
+    await this.effect(work);
+    return Buffer.from([0x00, 0xff, 0x10, 0x80, ...Buffer.from(work.label)]);
+  }
+
   @Post('empty') @Idempotent() @HttpCode(204)
   async empty(@Body() work: Work) {
     await this.effect(work);
