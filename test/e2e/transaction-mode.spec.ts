@@ -57,6 +57,16 @@ describe.each(PLATFORMS)('transaction mode on %s', (platform) => {
     expect(await t.effects(key)).toBe(1);
   });
 
+  it('ends a transaction left idle past maxLease by a stuck handler, freeing the key and the connection', async () => {
+    const key = randomUUID();
+    const stuck = await send(t.url, '/t/tx-stuck', { key, body: { label: key, msAfter: 2500 } });
+    expect(stuck.status).toBe(503);
+    expect(await t.effects(key)).toBe(0);
+    // Nothing of the stuck attempt remains: the retry runs once, on a connection the pool got back.
+    expect((await send(t.url, '/t/tx-stuck', { key, body: { label: key } })).status).toBe(201);
+    expect(await t.effects(key)).toBe(1);
+  });
+
   it('gives a keyless request on a route with required: false the plain manager', async () => {
     const label = randomUUID();
     expect((await send(t.url, '/t/tx-optional', { body: { label } })).status).toBe(201);

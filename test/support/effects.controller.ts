@@ -100,6 +100,11 @@ export class EffectsController {
     return this.effect(work, em);
   }
 
+  @Post('tx-stuck') @Idempotent({ transaction: true, lease: '1s', maxLease: '1s' })
+  txStuck(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
+    return this.effect(work, em);
+  }
+
   @Post('tx-optional') @Idempotent({ transaction: true, required: false })
   txOptional(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
     return this.effect(work, em);

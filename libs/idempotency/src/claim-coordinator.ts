@@ -84,7 +84,7 @@ export class ClaimCoordinator {
     const leave = await this.gate.acquire(id, deadline - Date.now());
     if (!leave) return { status: 'in-flight', retryAfterMs: 1000 };
     try {
-      const outcome = await store.claimInTransaction(request, deadline - Date.now());
+      const outcome = await store.claimInTransaction(request, deadline - Date.now(), request.maxLeaseMs);
       if (outcome.status !== 'claimed') {
         leave();
         return outcome;

@@ -1,30 +1,24 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { ClaimCoordinator } from './claim-coordinator';
-import { type Duration, toMilliseconds } from './duration';
+import { toMilliseconds } from './duration';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
-import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions, type InFlightPolicy } from './idempotency.options';
+import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions, type IdempotentOptions, type InFlightPolicy } from './idempotency.options';
 import type { IdempotencyRecordView } from './storage/idempotency-store';
 
 /** The scope of `run()` and `find()` when none is given. */
 export const DEFAULT_RUN_SCOPE = 'run';
 
 /** Options of {@link IdempotencyService.run}; unset ones come from `forRoot()`. */
-export interface RunOptions {
+export interface RunOptions extends Pick<IdempotentOptions, 'ttl' | 'lease' | 'maxLease' | 'waitTimeout' | 'transaction'> {
   /** Namespace of the key, e.g. the queue or job name. Default `'run'`. */
   scope?: string;
   /** Identifies the work (a hash of the job's payload, say): a repeat with another one is refused. */
   fingerprint?: string;
-  ttl?: Duration;
-  lease?: Duration;
-  maxLease?: Duration;
   /** Default `'wait'`: a concurrent caller waits for the first result. */
   onInFlight?: InFlightPolicy;
-  waitTimeout?: Duration;
-  /** Run `fn` inside the claim's transaction: its writes commit with the record, or not at all. */
-  transaction?: boolean;
 }
 
 /**

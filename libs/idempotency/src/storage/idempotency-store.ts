@@ -98,7 +98,8 @@ export interface TransactionalIdempotencyStore extends IdempotencyStore {
   readonly manager: EntityManager;
   /**
    * Opens a transaction and claims (scope, key) in it, waiting at most `lockTimeoutMs` for a
-   * concurrent holder of the row. Unless the outcome is `claimed`, the transaction is already closed.
+   * concurrent holder of the row. A transaction left idle for `idleTimeoutMs` (a stuck handler) is
+   * ended by the database. Unless the outcome is `claimed`, the transaction is already closed.
    */
-  claimInTransaction(request: ClaimRequest, lockTimeoutMs: number): Promise<TransactionalClaimOutcome>;
+  claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number): Promise<TransactionalClaimOutcome>;
 }

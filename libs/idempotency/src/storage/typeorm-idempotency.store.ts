@@ -110,13 +110,17 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     return this.inTransaction((runner) => this.lockedClaim(runner, request, owner));
   }
 
-  async claimInTransaction(request: ClaimRequest, lockTimeoutMs: number): Promise<TransactionalClaimOutcome> {
+  async claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number): Promise<TransactionalClaimOutcome> {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
       await runner.startTransaction();
-      // Duplicates wait on the row lock (or on the uncommitted insert) no longer than this.
-      await runner.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.ceil(lockTimeoutMs))}ms`]);
+      // This claim waits on a concurrent holder of the row no longer than lockTimeoutMs; and a handler
+      // stuck inside the transaction for idleTimeoutMs loses its session, which frees the row and the connection.
+      await runner.query(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`, [
+        `${Math.max(1, Math.ceil(lockTimeoutMs))}ms`,
+        `${Math.max(1, Math.ceil(idleTimeoutMs))}ms`,
+      ]);
       const outcome = await this.lockedClaim(runner, request, randomUUID());
       if (outcome.status !== 'claimed') {
         await runner.commitTransaction();
