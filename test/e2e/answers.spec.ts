@@ -289,6 +289,64 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     expect((await send(t.url, '/class-level/a', { body: { label: key } })).status).toBe(400);
   });
 
+  it('answers 500 and releases the key when a header cannot be sent, without hanging', async () => {
+    const key = fresh();
+    const first = await send(t.url, '/t/bad-header', { key, body: { label: key } });
+    expect(first.status).toBe(500);
+    const retry = await send(t.url, '/t/bad-header', { key, body: { label: key } });
+    expect(retry.status).toBe(500);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+  });
+
+  it('sends exactly what it stored when a handler answers twice', async () => {
+    const key = fresh();
+    const first = await send(t.url, '/t/double', { key, body: { label: key } });
+    const replay = await send(t.url, '/t/double', { key, body: { label: key } });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.text).toBe(first.text);
+  });
+
+  it('stores a body written in parts on the Node response', async () => {
+    const key = fresh();
+    const first = await send(t.url, '/t/written', { key, body: { label: key } });
+    const replay = await send(t.url, '/t/written', { key, body: { label: key } });
+    expect(first.text).toBe('part one, part two');
+    expect(replay.text).toBe('part one, part two');
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(await t.effects(key)).toBe(1);
+  });
+
+  it('does not hand the key of a handler that took effect to a retry when the client left early', async () => {
+    const key = fresh();
+    const abort = new AbortController();
+    const left = fetch(`${t.url}/t/observable`, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: { 'idempotency-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ label: key, ms: 300 }),
+    }).catch(() => 'left');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    abort.abort();
+    expect(await left).toBe('left');
+    await new Promise((resolve) => setTimeout(resolve, 1600)); // the handler ends, then the grace for a late answer
+    expect(await t.effects(key)).toBe(1);
+    const retry = await send(t.url, '/t/observable', { key, body: { label: key, ms: 300 } });
+    expect(retry.status).toBe(409);
+    expect(await t.effects(key)).toBe(1);
+  });
+
+  it('tells resources apart: the same key or payload on another path is another request', async () => {
+    const key = fresh();
+    await send(t.url, '/t/items/1/cancel', { key, body: { label: key } });
+    expect((await send(t.url, '/t/items/2/cancel', { key, body: { label: key } })).status).toBe(422);
+
+    const payload = fresh();
+    await send(t.url, '/t/items/1/cancel', { body: { label: payload } });
+    const other = await send(t.url, '/t/items/2/cancel', { body: { label: payload } });
+    expect(other.headers.get('idempotent-replayed')).toBeNull();
+    expect(await t.effects(payload)).toBe(2);
+  });
+
   it('leaves routes without @Idempotent() alone', async () => {
     const response = await send(t.url, '/nowhere', { body: {} });
     expect(response.status).toBe(404);

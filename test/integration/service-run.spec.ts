@@ -80,6 +80,13 @@ describe('IdempotencyService.run', () => {
     expect(await service.find(key, { scope: 'jobs' })).toMatchObject({ state: 'completed' });
   });
 
+  it.each([false, true])('releases the key when the result cannot be stored (transaction: %s)', async (transaction) => {
+    const key = randomUUID();
+    const unstorable = () => ({ amount: 1n });
+    await expect(service.run(key, unstorable, { transaction, waitTimeout: '200ms' } as { transaction: false })).rejects.toThrow(/BigInt/);
+    await expect(service.run(key, () => 'stored', { transaction, waitTimeout: '200ms' } as { transaction: false })).resolves.toBe('stored');
+  });
+
   it('refuses the same key with another fingerprint', async () => {
     const key = randomUUID();
     await service.run(key, () => 1, { fingerprint: 'a' });

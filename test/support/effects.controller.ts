@@ -12,7 +12,9 @@ import {
   StreamableFile,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { from } from 'rxjs';
 import { Column, CreateDateColumn, DataSource, Entity, type EntityManager, PrimaryGeneratedColumn } from 'typeorm';
 import { Idempotent, IdempotentTransaction } from 'nestjs-idempotency';
 
@@ -47,10 +49,16 @@ interface TenantRequest {
   headers: Record<string, string | undefined>;
 }
 
-/** What Express's response and Fastify's reply have in common. */
+/** What Express's response and Fastify's reply have in common, and where they differ. */
 interface Reply {
   status(code: number): unknown;
   header(name: string, value: string): unknown;
+  /** Express */
+  json?(body: unknown): unknown;
+  /** Fastify */
+  send?(body: unknown): unknown;
+  /** Fastify's Node response; Express's response is Node's. */
+  raw?: ServerResponse;
 }
 
 @Injectable()
@@ -217,6 +225,43 @@ export class EffectsController {
   async storeIf(@Body() work: Work) {
     await this.effect(work);
     throw new BadRequestException('not stored');
+  }
+
+  @Post('bad-header') @Idempotent()
+  async badHeader(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
+    await this.effect(work);
+    reply.header('X-Bad', 'a\u0001b');
+    return { ok: true };
+  }
+
+  /** Answers twice: through the response object, then by returning a value. */
+  @Post('double') @Idempotent()
+  async double(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
+    await this.effect(work);
+    reply.status(201);
+    if (reply.json) reply.json({ sentBy: 'handler' });
+    else reply.send?.({ sentBy: 'handler' });
+    return { sentBy: 'nest' };
+  }
+
+  /** Writes the body in parts on Node's response. */
+  @Post('written') @Idempotent()
+  async written(@Body() work: Work, @Res() reply: Reply) {
+    await this.effect(work);
+    const raw = reply.raw ?? (reply as unknown as ServerResponse);
+    raw.writeHead(200, { 'content-type': 'text/plain' });
+    raw.write('part one, ');
+    raw.end('part two');
+  }
+
+  @Post('observable') @Idempotent()
+  observable(@Body() work: Work) {
+    return from(this.effect(work));
+  }
+
+  @Post('items/:id/cancel') @Idempotent({ key: ['header', 'payload-hash'] })
+  cancel(@Body() work: Work) {
+    return this.effect(work);
   }
 
   @Post('lease') @Idempotent({ lease: '1s', maxLease: '1s' })

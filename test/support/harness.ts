@@ -26,6 +26,8 @@ export interface TestAppOptions {
   databaseUrl?: string;
   idempotency?: IdempotencyModuleOptions;
   poolSize?: number;
+  /** Options of each connection, as libpq takes them (`-c name=value`). */
+  connectionOptions?: string;
   controllers?: Array<new (...args: never[]) => unknown>;
 }
 
@@ -41,7 +43,7 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
         synchronize: true,
         migrations: [...idempotencyMigrations],
         migrationsRun: true,
-        extra: { max: options.poolSize ?? 10 },
+        extra: { max: options.poolSize ?? 10, options: options.connectionOptions },
       }),
       IdempotencyModule.forRoot({ purgeInterval: 0, ...options.idempotency }),
     ],

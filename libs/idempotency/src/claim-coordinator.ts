@@ -33,6 +33,8 @@ export interface HeldClaim {
   complete(response: StoredResponse, ttlMs: number): Promise<boolean>;
   /** Gives the key back (transaction mode: rolls back), so that the next attempt runs again. */
   release(): Promise<void>;
+  /** Lease mode: stops renewing, so that the claim is taken over once its lease runs out. */
+  abandon(): void;
 }
 
 export type BeginOutcome = Exclude<ClaimOutcome, { status: 'claimed' }> | { status: 'claimed'; claim: HeldClaim };
@@ -115,6 +117,7 @@ export class ClaimCoordinator {
       release: async () => {
         await finish(() => this.store.release(ref), 'Release fenced');
       },
+      abandon: stopRenewing,
     };
   }
 
@@ -136,6 +139,11 @@ export class ClaimCoordinator {
         return true;
       },
       release: () => finish(() => claim.rollback()),
+      abandon: () => {
+        finish(() => claim.rollback()).catch((error: Error) =>
+          this.logger.error(`Rolling back an abandoned claim failed: ${error.message}`, error.stack),
+        );
+      },
     };
   }
 

@@ -22,7 +22,7 @@ export function sha256(...parts: Array<string | Buffer>): string {
   return hash.digest('hex');
 }
 
-/** The default fingerprint: method, route path and the canonical body. */
-export function requestFingerprint(method: string, route: string, body: unknown): string {
-  return sha256(method.toUpperCase(), route, canonicalBody(body));
+/** The default fingerprint: method, request path (with its query) and the canonical body. */
+export function requestFingerprint(method: string, target: string, body: unknown): string {
+  return sha256(method.toUpperCase(), target, canonicalBody(body));
 }

@@ -24,6 +24,11 @@ export function routePath(request: IdempotencyRequest): string | undefined {
   return fastify.routeOptions?.url;
 }
 
+/** The path and query the client asked for, before any rewriting by routers. */
+export function requestTarget(request: IdempotencyRequest): string {
+  return (request as { originalUrl?: string }).originalUrl ?? request.url;
+}
+
 /** A header's value; a repeated header counts as absent-or-ambiguous and yields its first value. */
 export function headerValue(request: IdempotencyRequest, name: string): string | undefined {
   const value = request.headers[name.toLowerCase()];

@@ -7,8 +7,11 @@ import {
   type NestInterceptor,
   StreamableFile,
 } from '@nestjs/common';
+import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/internal';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
-import type { ServerResponse } from 'node:http';
+import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { defer, finalize, map, mergeMap, type Observable, of } from 'rxjs';
 import { type BeginOutcome, ClaimCoordinator, type HeldClaim } from './claim-coordinator';
@@ -26,11 +29,14 @@ import { toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import { type IdempotencyModuleOptions, type IdempotentOptions, resolveRouteOptions, type ResolvedRouteOptions } from './idempotency.options';
-import { type IdempotencyRequest, routePath } from './idempotency-request';
+import { type IdempotencyRequest, requestTarget, routePath } from './idempotency-request';
 import { resolveKey } from './keys/key-source';
-import type { TransactionalIdempotencyStore } from './storage/idempotency-store';
+import type { StoredResponse, TransactionalIdempotencyStore } from './storage/idempotency-store';
 
 type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
+
+/** How long after a client left, and its handler ended, the framework may still write the response. */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * Does the work of `@Idempotent()`, registered for the whole app by `IdempotencyModule`. Routes
@@ -71,11 +77,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
       const outcome = await this.begin(options, {
         scope: this.scopeOf(options, request, route),
         key,
-        fingerprint: this.fingerprintOf(options, request, route),
+        fingerprint: this.fingerprintOf(options, request),
       });
       switch (outcome.status) {
         case 'completed':
-          return of(toReplay(outcome.response));
+          return this.replay(context, response, outcome.response);
         case 'fingerprint-mismatch':
           throw new IdempotencyKeyReusedException();
         case 'in-flight':
@@ -89,6 +95,19 @@ export class IdempotencyInterceptor implements NestInterceptor {
       }
       throw error;
     }
+  }
+
+  /**
+   * Answers with the stored response. Nest sends a returned web `Response` as the whole answer, except
+   * on routes that take `@Res()` without passthrough, where the answer is written here.
+   */
+  private replay(context: ExecutionContext, response: object, stored: StoredResponse): Observable<unknown> {
+    const replay = toReplay(stored);
+    if (!respondsItself(context.getClass(), context.getHandler().name)) return of(replay);
+    const raw = rawResponse(response);
+    raw.writeHead(replay.status, Object.fromEntries(replay.headers));
+    raw.end(stored.body);
+    return of(undefined);
   }
 
   private async begin(
@@ -129,23 +148,14 @@ export class IdempotencyInterceptor implements NestInterceptor {
       return finish();
     };
 
-    holdResponse(rawResponse(response), {
+    holdResponse(rawResponse(response), options.maxResponseBytes, {
       beforeSend: (captured) => finishOnce(() => this.finish(claim, captured, options, request)),
-      onStream: () => {
-        this.logger.error(new UnstorableResponseError(`${request.method} ${request.url} wrote its response as a stream; it was not stored.`).message);
-        void finishOnce(() => this.release(claim));
-      },
       onClose: () => {
-        // The client left before the framework sent anything; wait for the handler, then give the
-        // framework a turn to send, and release the key only if it did not.
+        // The client left before anything was sent. Give the handler, then the framework, time to
+        // produce the response (it is stored as usual if it comes); past that, nothing will be sent.
         void settled
-          .then(() => new Promise((resolve) => setImmediate(resolve)))
-          .then(() =>
-            finishOnce(() => {
-              this.logger.warn(`${request.method} ${request.url}: the client left before a response was sent; the key is released.`);
-              return this.release(claim);
-            }),
-          );
+          .then(() => sleep(CLOSE_GRACE_MS))
+          .then(() => finishOnce(() => this.abandon(claim, request)));
       },
     });
 
@@ -170,15 +180,22 @@ export class IdempotencyInterceptor implements NestInterceptor {
     options: ResolvedRouteOptions,
     request: MutableRequest,
   ): Promise<ReplacementResponse | undefined> {
-    // A request its pipes rejected never reached the handler: a corrected retry must run.
-    if (request[REJECTED_BY_PIPES] === true || !options.storeIf(captured.status)) return this.release(claim);
-    if (captured.body.length > options.maxResponseBytes) {
-      this.logger.error(
-        new UnstorableResponseError(
-          `${request.method} ${request.url} answered ${captured.body.length} bytes, over maxResponseBytes (${options.maxResponseBytes}). ` +
+    try {
+      // A request its pipes rejected never reached the handler: a corrected retry must run.
+      if (request[REJECTED_BY_PIPES] === true || !options.storeIf(captured.status)) return await this.release(claim);
+      if (captured.body.length > options.maxResponseBytes) {
+        throw new UnstorableResponseError(
+          `${request.method} ${request.url} answered more than maxResponseBytes (${options.maxResponseBytes}) bytes. ` +
             'Raise maxResponseBytes for this route, or return less.',
-        ).message,
-      );
+        );
+      }
+      for (const [name, value] of captured.headers) {
+        validateHeaderName(name);
+        validateHeaderValue(name, value);
+      }
+    } catch (error) {
+      // Nothing was stored and nothing was sent: fail this request loudly and give the key back.
+      this.logger.error(`${request.method} ${request.url}: ${(error as Error).message}`, (error as Error).stack);
       await this.release(claim);
       return internalError();
     }
@@ -193,6 +210,21 @@ export class IdempotencyInterceptor implements NestInterceptor {
       const problem = new IdempotencyStoreUnavailableException();
       return { status: problem.getStatus(), headers: { ...problem.headers }, body: Buffer.from(JSON.stringify(problem.getResponse())) };
     }
+  }
+
+  /**
+   * No response will be written (the client left and the framework dropped the answer). Transaction
+   * mode rolls back. In lease mode the handler may have taken effect, so the key is not handed to an
+   * immediate retry: the claim stops renewing and is taken over once its lease runs out.
+   */
+  private async abandon(claim: HeldClaim, request: MutableRequest): Promise<undefined> {
+    this.logger.warn(
+      `${request.method} ${request.url}: the client left and no response was written; ` +
+        (claim.manager ? 'the transaction is rolled back.' : 'the claim is left to expire with its lease.'),
+    );
+    if (claim.manager) return this.release(claim);
+    claim.abandon();
+    return undefined;
   }
 
   private async release(claim: HeldClaim): Promise<undefined> {
@@ -218,11 +250,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return route;
   }
 
-  private fingerprintOf(options: ResolvedRouteOptions, request: IdempotencyRequest, route: string): string | null {
+  private fingerprintOf(options: ResolvedRouteOptions, request: IdempotencyRequest): string | null {
     if (options.fingerprint === false) return null;
     if (typeof options.fingerprint === 'function') return options.fingerprint(request);
-    const [method, path] = route.split(' ', 2);
-    return requestFingerprint(method, path, request.body);
+    // The concrete path, not the route's pattern: the same key on another resource is another request.
+    return requestFingerprint(request.method, requestTarget(request), request.body);
   }
 
   private routeOptions(context: ExecutionContext): ResolvedRouteOptions | null {
@@ -236,6 +268,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     return byClass.get(controller) ?? null;
   }
+}
+
+/** Whether Nest leaves the answer to the handler (`@Res()` or `@Next()` without passthrough), as Nest decides it. */
+function respondsItself(controller: object, method: string): boolean {
+  const parameters = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) ?? {}) as Record<string, unknown>;
+  const takesResponse = Object.keys(parameters).some((key) => {
+    const type = Number(key.split(':')[0]);
+    return type === RouteParamtypes.RESPONSE || type === RouteParamtypes.NEXT;
+  });
+  return takesResponse && !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, method);
 }
 
 /** Express's response is Node's; Fastify's reply wraps it. */

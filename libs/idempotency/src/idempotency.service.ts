@@ -71,13 +71,18 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     }
     const { claim } = outcome;
     let result: T;
+    let body: Buffer;
     try {
       result = await fn(claim.manager as EntityManager);
+      body = encode(result);
     } catch (error) {
-      await claim.release();
+      await claim.release().catch((releaseError: Error) =>
+        // The lease (or the closed transaction) frees the key anyway; the caller needs fn's error.
+        this.logger.error(`Releasing the key after a failed run() failed: ${releaseError.message}`, releaseError.stack),
+      );
       throw error;
     }
-    await claim.complete({ status: 200, headers: [], body: encode(result) }, setting('ttl'));
+    await claim.complete({ status: 200, headers: [], body }, setting('ttl'));
     return result;
   }
 

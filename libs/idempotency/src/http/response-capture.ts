@@ -5,10 +5,11 @@ export interface CapturedResponse {
   status: number;
   /** Lower-case names; a repeated header has several entries. */
   headers: Array<[string, string]>;
+  /** The whole body; or, when it outgrew the limit before it ended, the part written so far. */
   body: Buffer;
 }
 
-/** What goes out instead of the captured response (when storing it failed in a way the client must see). */
+/** What goes out instead of the captured response (when it must not go out as it is). */
 export interface ReplacementResponse {
   status: number;
   headers: Record<string, string>;
@@ -17,96 +18,127 @@ export interface ReplacementResponse {
 
 export interface ResponseHooks {
   /**
-   * Called with the whole response before any byte of it is sent; the response waits until the
-   * returned promise settles. A replacement, if returned, is sent in its place.
+   * Called once with the whole response (or, past `maxBodyBytes`, what was written of it) before any
+   * byte of it is sent; the response waits until the returned promise settles, and a replacement, if
+   * returned, is sent in its place. Must not reject.
    */
   beforeSend(response: CapturedResponse): Promise<ReplacementResponse | undefined>;
-  /** The handler wrote the body in parts (a stream): it goes out as it is, and cannot be stored. */
-  onStream(): void;
   /** The connection closed before the framework ended the response. */
   onClose(): void;
 }
 
-type WriteHead = ServerResponse['writeHead'];
-type Write = ServerResponse['write'];
-type End = ServerResponse['end'];
+type Callback = (error?: Error | null) => void;
 
 /**
- * Holds back the end of a Node.js response (Express's `res`, Fastify's `reply.raw`) until `beforeSend`
- * has run. This sees the bytes, status and headers exactly as the framework and the exception filters
- * produced them, so a replay is byte for byte what the first request got; and nothing reaches the
- * client before its record is stored.
+ * Holds back a Node.js response (Express's `res`, Fastify's `reply.raw`) until `beforeSend` has run.
+ * This sees the bytes, status and headers exactly as the framework and the exception filters produced
+ * them, so a replay is byte for byte what the first request got, and nothing reaches the client before
+ * its record is stored.
+ *
+ * Body parts written before the end are buffered (up to `maxBodyBytes`), the head is deferred, and the
+ * first `end()` decides: whatever the app writes after it (a second answer to the same request) is
+ * dropped, so the client gets exactly what was stored.
  */
-export function holdResponse(raw: ServerResponse, hooks: ResponseHooks): void {
-  const original = { writeHead: raw.writeHead, write: raw.write, end: raw.end };
-  // writeHead(status, [statusMessage], [headers]): kept as given, to be replayed as given.
+export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: ResponseHooks): void {
+  const original = {
+    writeHead: raw.writeHead as (...args: unknown[]) => ServerResponse,
+    write: raw.write,
+    end: raw.end as (body: Buffer, callback?: Callback) => ServerResponse,
+  };
+  // writeHead(status, [statusMessage], [headers]): kept as given, to be written as given.
   let pendingHead: unknown[] | undefined;
-  let ended = false;
+  const parts: Buffer[] = [];
+  let size = 0;
+  let state: 'holding' | 'deciding' | 'sent' = 'holding';
 
-  const restore = () => {
-    raw.writeHead = original.writeHead;
-    raw.write = original.write;
-    raw.end = original.end;
-  };
-  const flushHead = () => {
-    if (pendingHead) (raw.writeHead as (...args: unknown[]) => ServerResponse)(...pendingHead);
+  const dropped = (callback: unknown) => {
+    if (typeof callback === 'function') process.nextTick(callback as Callback);
   };
 
-  // Fastify writes the head right before the body; deferring it keeps the status and headers open to change.
-  raw.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    pendingHead = args;
-    return this;
-  } as unknown as WriteHead;
+  // The headers as they were at the first end(): a second answer may change them before the first goes out.
+  let headersAtEnd: ReturnType<ServerResponse['getHeaders']> = {};
 
-  raw.write = function (this: ServerResponse, ...args: Parameters<Write>) {
-    restore();
-    flushHead();
-    hooks.onStream();
-    return raw.write(...args);
-  } as Write;
-
-  raw.end = function (this: ServerResponse, ...args: unknown[]) {
-    restore();
-    ended = true;
-    const { chunk, encoding, callback } = endArguments(args);
+  const decide = () => {
+    state = 'deciding';
+    headersAtEnd = { ...raw.getHeaders() };
     const captured: CapturedResponse = {
       status: typeof pendingHead?.[0] === 'number' ? pendingHead[0] : raw.statusCode,
       headers: collectHeaders(raw, pendingHead),
-      body: toBuffer(chunk, encoding),
+      body: Buffer.concat(parts),
     };
-    hooks.beforeSend(captured).then(
-      (replacement) => {
-        if (!replacement) {
-          flushHead();
-          raw.end(chunk as string, encoding as BufferEncoding, callback);
-          return;
-        }
-        for (const name of raw.getHeaderNames()) raw.removeHeader(name);
-        raw.writeHead(replacement.status, { ...replacement.headers, 'content-length': String(replacement.body.length) });
-        raw.end(replacement.body, callback);
-      },
-      // beforeSend handles its own failures; this is the last resort that keeps the client from hanging.
-      (error: unknown) => {
-        raw.destroy(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
+    return hooks.beforeSend(captured).then((replacement) => {
+      state = 'sent';
+      return replacement;
+    });
+  };
+
+  const send = (replacement: ReplacementResponse | undefined, callback?: Callback) => {
+    for (const name of raw.getHeaderNames()) raw.removeHeader(name);
+    if (!replacement) {
+      for (const [name, value] of Object.entries(headersAtEnd)) if (value !== undefined) raw.setHeader(name, value);
+      if (pendingHead) original.writeHead.apply(raw, pendingHead);
+      original.end.call(raw, Buffer.concat(parts), callback);
+      return;
+    }
+    original.writeHead.call(raw, replacement.status, { ...replacement.headers, 'content-length': String(replacement.body.length) });
+    original.end.call(raw, replacement.body, callback);
+  };
+
+  const settle = (decision: Promise<ReplacementResponse | undefined>, callback?: Callback) => {
+    decision
+      .then((replacement) => send(replacement, callback))
+      // The last resort: a head or body Node refuses to write must not leave the client hanging.
+      .catch((error: unknown) => raw.destroy(error instanceof Error ? error : new Error(String(error))));
+  };
+
+  // Fastify writes the head right before the body; deferring it keeps the status and headers open to
+  // change. Once the response is being sent, Node's own end() writes the head through here.
+  raw.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (state === 'sent') return original.writeHead.apply(this, args);
+    // Copied: Fastify hands over its own headers object, which a second answer would change.
+    if (state === 'holding') pendingHead = args.map((arg) => (typeof arg === 'object' && arg !== null && !Array.isArray(arg) ? { ...arg } : arg));
     return this;
-  } as End;
+  } as unknown as ServerResponse['writeHead'];
+
+  raw.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    const callback = rest.find((argument) => typeof argument === 'function');
+    if (state !== 'holding') {
+      dropped(callback);
+      return true;
+    }
+    const part = toBuffer(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : undefined);
+    parts.push(part);
+    size += part.length;
+    // Past the limit it can no longer be stored: decide now rather than buffer without bound.
+    if (size > maxBodyBytes) settle(decide());
+    dropped(callback);
+    return true;
+  } as ServerResponse['write'];
+
+  raw.end = function (this: ServerResponse, ...args: unknown[]) {
+    const { chunk, encoding, callback } = endArguments(args);
+    if (state !== 'holding') {
+      dropped(callback);
+      return this;
+    }
+    if (chunk !== undefined && chunk !== null) parts.push(toBuffer(chunk, encoding));
+    settle(decide(), callback);
+    return this;
+  } as ServerResponse['end'];
 
   raw.once('close', () => {
-    if (!ended) hooks.onClose();
+    if (state === 'holding') hooks.onClose();
   });
 }
 
-function endArguments(args: unknown[]): { chunk: unknown; encoding: BufferEncoding | undefined; callback?: () => void } {
+function endArguments(args: unknown[]): { chunk: unknown; encoding: BufferEncoding | undefined; callback?: Callback } {
   const [first, second, third] = args;
-  if (typeof first === 'function') return { chunk: undefined, encoding: undefined, callback: first as () => void };
-  if (typeof second === 'function') return { chunk: first, encoding: undefined, callback: second as () => void };
-  return { chunk: first, encoding: second as BufferEncoding | undefined, callback: third as (() => void) | undefined };
+  if (typeof first === 'function') return { chunk: undefined, encoding: undefined, callback: first as Callback };
+  if (typeof second === 'function') return { chunk: first, encoding: undefined, callback: second as Callback };
+  return { chunk: first, encoding: second as BufferEncoding | undefined, callback: third as Callback | undefined };
 }
 
 function toBuffer(chunk: unknown, encoding: BufferEncoding | undefined): Buffer {
-  if (chunk === undefined || chunk === null) return Buffer.alloc(0);
   if (typeof chunk === 'string') return Buffer.from(chunk, encoding ?? 'utf8');
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   return Buffer.from(String(chunk));

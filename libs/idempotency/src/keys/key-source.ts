@@ -1,7 +1,7 @@
 import { IdempotencyKeyInvalidException } from '../errors/idempotency.errors';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { canonicalBody, sha256 } from '../fingerprint';
-import { headerValue, type IdempotencyRequest } from '../idempotency-request';
+import { headerValue, type IdempotencyRequest, requestTarget } from '../idempotency-request';
 import { parseIdempotencyKeyHeader } from './idempotency-key-header';
 import { isProviderPresetName, PROVIDER_PRESETS, type ProviderPresetName } from './provider-presets';
 
@@ -63,8 +63,13 @@ function readKey<TRequest extends IdempotencyRequest>(item: KeySourceItem<TReque
   if (typeof item === 'function') return fromValue(item(request));
   if (typeof item === 'object') return fromHeader(request, item.header);
   if (item === 'header') return fromHeader(request, DEFAULT_HEADER);
-  if (item === 'payload-hash') return request.body === undefined ? undefined : sha256(canonicalBody(request.body));
+  // The path is part of it: the same payload sent to another resource is another request.
+  if (item === 'payload-hash') return request.body === undefined ? undefined : sha256(requestPath(request), canonicalBody(request.body));
   return fromValue(PROVIDER_PRESETS[item].key(request));
+}
+
+function requestPath(request: IdempotencyRequest): string {
+  return requestTarget(request).split('?', 1)[0];
 }
 
 function fromHeader(request: IdempotencyRequest, name: string): string | undefined {

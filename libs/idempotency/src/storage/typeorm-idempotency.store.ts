@@ -18,6 +18,7 @@ import { qualifiedTableName } from './table-name';
 /** PostgreSQL's SQLSTATE when `lock_timeout` ran out while waiting for a row. */
 const LOCK_NOT_AVAILABLE = '55P03';
 const UNDEFINED_TABLE = '42P01';
+const SERIALIZATION_FAILURE = '40001';
 const UNDEFINED_COLUMN = '42703';
 
 /** How a record found by a claim is answered; decided from the row alone. */
@@ -89,39 +90,54 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
     const owner = randomUUID();
-    const [row] = await this.query<ClaimRow & { inserted: boolean }>(
-      `WITH inserted AS (${this.insertSql()} RETURNING 1)
-       SELECT EXISTS (SELECT 1 FROM inserted) AS inserted, existing.*
-       FROM (SELECT 1) AS one
-       LEFT JOIN LATERAL (
-         SELECT ${CLAIM_COLUMNS} FROM ${this.table}
-         WHERE scope = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)
-       ) AS existing ON true`,
-      this.insertParams(request, owner),
-    );
-    if (row.inserted) {
+    const row = await this.fastClaim(request, owner);
+    if (row?.inserted) {
       return { status: 'claimed', ref: { scope: request.scope, key: request.key, owner }, attempt: 1, takenOver: false };
     }
-    // No row seen: it was committed after this statement's snapshot was taken. The locked path sees it.
-    if (row.state !== null) {
+    if (row && row.state !== null) {
       const outcome = answer(row, decide(row, request.fingerprint));
       if (outcome) return outcome;
     }
     return this.inTransaction((runner) => this.lockedClaim(runner, request, owner));
   }
 
+  /**
+   * Step 1: insert the row if absent, else read it, in one statement. `undefined`, or a row without a
+   * state, when the answer needs the locked path: the row was committed after this statement's snapshot
+   * (under a stricter default isolation than READ COMMITTED, PostgreSQL says so with a serialization failure).
+   */
+  private async fastClaim(request: ClaimRequest, owner: string): Promise<(ClaimRow & { inserted: boolean }) | undefined> {
+    try {
+      const [row] = await this.query<ClaimRow & { inserted: boolean }>(
+        `WITH inserted AS (${this.insertSql()} RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM inserted) AS inserted, existing.*
+         FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (
+           SELECT ${CLAIM_COLUMNS} FROM ${this.table}
+           WHERE scope = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM inserted)
+         ) AS existing ON true`,
+        this.insertParams(request, owner),
+      );
+      return row;
+    } catch (error) {
+      if (sqlState(error) === SERIALIZATION_FAILURE) return undefined;
+      throw error;
+    }
+  }
+
   async claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number): Promise<TransactionalClaimOutcome> {
     const runner = this.dataSource.createQueryRunner();
+    const deadline = Date.now() + lockTimeoutMs;
     await runner.connect();
     try {
-      await runner.startTransaction();
+      await runner.startTransaction('READ COMMITTED');
       // This claim waits on a concurrent holder of the row no longer than lockTimeoutMs; and a handler
       // stuck inside the transaction for idleTimeoutMs loses its session, which frees the row and the connection.
       await runner.query(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`, [
-        `${Math.max(1, Math.ceil(lockTimeoutMs))}ms`,
-        `${Math.max(1, Math.ceil(idleTimeoutMs))}ms`,
+        milliseconds(lockTimeoutMs),
+        milliseconds(idleTimeoutMs),
       ]);
-      const outcome = await this.lockedClaim(runner, request, randomUUID());
+      const outcome = await this.lockedClaim(runner, request, randomUUID(), deadline);
       if (outcome.status !== 'claimed') {
         await runner.commitTransaction();
         await runner.release();
@@ -178,12 +194,23 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     runner: QueryRunner,
     request: ClaimRequest,
     owner: string,
+    deadline?: number,
   ): Promise<Exclude<ClaimOutcome, { status: 'claimed' }> | Extract<ClaimOutcome, { status: 'claimed' }>> {
     const ref = { scope: request.scope, key: request.key, owner };
+    // lock_timeout bounds each statement; a claim that waited in one statement has less left for the next.
+    let budgetSetAt = Date.now();
+    const stayWithinDeadline = async () => {
+      if (deadline === undefined || Date.now() - budgetSetAt < 20) return;
+      if (deadline <= Date.now()) throw Object.assign(new Error('waitTimeout ran out'), { code: LOCK_NOT_AVAILABLE });
+      await runner.query(`SELECT set_config('lock_timeout', $1, true)`, [milliseconds(deadline - Date.now())]);
+      budgetSetAt = Date.now();
+    };
     for (;;) {
+      await stayWithinDeadline();
       const inserted = await runner.query(`${this.insertSql()} RETURNING 1`, this.insertParams(request, owner), true);
       if (inserted.records.length === 1) return { status: 'claimed', ref, attempt: 1, takenOver: false };
 
+      await stayWithinDeadline();
       const locked = await runner.query(
         `SELECT ${CLAIM_COLUMNS} FROM ${this.table} WHERE scope = $1 AND key = $2 FOR UPDATE`,
         [request.scope, request.key],
@@ -265,7 +292,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
-      await runner.startTransaction();
+      await runner.startTransaction('READ COMMITTED');
       const result = await work(runner);
       await runner.commitTransaction();
       return result;
@@ -342,6 +369,11 @@ function toView(row: RecordRow): IdempotencyRecordView {
     expiresAt: row.expires_at,
     response: row.state === 'completed' ? toResponse(row) : null,
   };
+}
+
+/** A duration as PostgreSQL settings take it; 0 would mean "no limit", so never less than 1ms. */
+function milliseconds(ms: number): string {
+  return `${Math.max(1, Math.ceil(ms))}ms`;
 }
 
 function sqlState(error: unknown): string | undefined {
