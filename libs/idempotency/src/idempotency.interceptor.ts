@@ -43,6 +43,15 @@ const CLOSE_GRACE_MS = 1000;
  * without the decorator pass straight through. For the others: read the key, claim (scope, key),
  * then either replay the stored answer, refuse, or run the handler and store its response before it
  * is sent. Guards (signature checks, auth) run before it; pipes run after the claim.
+ *
+ * @example
+ * // Registered by IdempotencyModule; extend it to change how a stored answer is decided:
+ * class AuditedIdempotencyInterceptor extends IdempotencyInterceptor {
+ *   protected override finish(claim, captured, options, request) {
+ *     audit(captured.status);
+ *     return super.finish(claim, captured, options, request);
+ *   }
+ * }
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {

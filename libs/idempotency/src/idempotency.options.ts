@@ -17,6 +17,9 @@ export type FingerprintFunction<TRequest = IdempotencyRequest> = (request: TRequ
 /**
  * Options of one idempotent route. Given to `IdempotencyModule.forRoot()` they are the defaults;
  * given to `@Idempotent()` they override those for the route.
+ *
+ * @example
+ * \@Idempotent({ key: 'payload-hash', ttl: '1h', onInFlight: 'wait', waitTimeout: '5s' })
  */
 export interface IdempotentOptions<TRequest = IdempotencyRequest> {
   /** Where the key comes from. Default `'header'` (`Idempotency-Key`). */
@@ -50,6 +53,9 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
 /**
  * Options of `IdempotencyModule.forRoot()`: the route defaults, and how the module runs.
  * (`dataSource`, the name of a TypeORM DataSource other than the default, sits beside them.)
+ *
+ * @example
+ * IdempotencyModule.forRoot({ ttl: '24h', lease: '60s', purgeInterval: '15m', dataSource: 'records' })
  */
 export interface IdempotencyModuleOptions extends IdempotentOptions {
   /** How often expired records are purged. Default `'1h'`; `0` turns the timer off. */

@@ -50,8 +50,18 @@ export { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763
 import { IdempotencyRecord } from './storage/idempotency-record.entity';
 import { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';
 
-/** Add to the DataSource's `entities` (needed with `synchronize: true`). */
+/**
+ * Add to the DataSource's `entities` (needed with `synchronize: true`).
+ *
+ * @example
+ * TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Order, ...idempotencyEntities], synchronize: true })
+ */
 export const idempotencyEntities = [IdempotencyRecord];
 
-/** Add to the DataSource's `migrations`: creates the records table. */
+/**
+ * Add to the DataSource's `migrations`: creates the records table.
+ *
+ * @example
+ * TypeOrmModule.forRoot({ type: 'postgres', url, migrations: [...idempotencyMigrations], migrationsRun: true })
+ */
 export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000];

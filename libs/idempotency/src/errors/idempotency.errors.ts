@@ -22,6 +22,15 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 /**
  * Base of the library's client-facing errors: an `HttpException` whose response is a problem document
  * and which carries the headers (`Content-Type`, `Retry-After`) that must go out with it.
+ *
+ * @example
+ * \@Catch(IdempotencyException)
+ * class IdempotencyMetricsFilter extends BaseExceptionFilter {
+ *   catch(error: IdempotencyException, host: ArgumentsHost) {
+ *     metrics.increment(error.code);
+ *     super.catch(error, host);
+ *   }
+ * }
  */
 export abstract class IdempotencyException extends HttpException {
   readonly code: IdempotencyErrorCode;

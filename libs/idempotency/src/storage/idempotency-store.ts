@@ -76,6 +76,10 @@ export interface IdempotencyRecordView {
  * - `complete` and `release` change the record only while `ref.owner` still holds it, so a late first
  *   attempt never overwrites a newer one; they return whether they did.
  * - Completed records are immutable until they expire.
+ *
+ * @example
+ * const outcome = await store.claim({ scope: 'jobs', key: 'job-1', fingerprint: null, leaseMs: 30_000, ttlMs: 86_400_000 });
+ * if (outcome.status === 'claimed') await store.complete(outcome.ref, { status: 200, headers: [], body }, 86_400_000);
  */
 export interface IdempotencyStore {
   /** Claims (scope, key) for `request.leaseMs`, or says why not. */
