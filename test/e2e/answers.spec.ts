@@ -146,7 +146,7 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     expect(await t.effects(key)).toBe(1);
   });
 
-  it.each([500, 503, 408, 409, 425, 429])('releases the key after a %i answer: the retry runs again', async (status) => {
+  it.each([500, 503, 408, 409, 425, 429, 304])('releases the key after a %i answer: the retry runs again', async (status) => {
     const key = fresh();
     const first = await send(t.url, '/t/status', { key, body: { label: key, status } });
     const second = await send(t.url, '/t/status', { key, body: { label: key, status } });
@@ -304,6 +304,21 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     const replay = await send(t.url, '/t/double', { key, body: { label: key } });
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.text).toBe(first.text);
+  });
+
+  it('sends the status it stored when the exception filter answers a second time', async () => {
+    const key = fresh();
+    const first = await send(t.url, '/t/sent-then-thrown', { key, body: { label: key } });
+    const replay = await send(t.url, '/t/sent-then-thrown', { key, body: { label: key } });
+    expect(first.status).toBe(202);
+    expect([replay.status, replay.text]).toEqual([202, first.text]);
+  });
+
+  it('answers a whole 500 when a body written in parts outgrows maxResponseBytes', async () => {
+    const key = fresh();
+    const answer = await send(t.url, '/t/large-written', { key, body: { label: key } });
+    expect(answer.status).toBe(500);
+    expect(answer.json()).toMatchObject({ statusCode: 500 });
   });
 
   it('stores a body written in parts on the Node response', async () => {

@@ -67,6 +67,17 @@ describe.each(PLATFORMS)('transaction mode on %s', (platform) => {
     expect(await t.effects(key)).toBe(1);
   });
 
+  it('lets a retry through on the same instance once a stuck handler passed maxLease', async () => {
+    const key = randomUUID();
+    const stuck = send(t.url, '/t/tx-stuck', { key, body: { label: key, msAfter: 3000 } });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // The stuck attempt was rolled back: nothing binds the key to its body any more.
+    const retry = await send(t.url, '/t/tx-stuck', { key, body: { label: key } });
+    expect(retry.status).toBe(201);
+    expect((await stuck).status).toBe(503);
+    expect(await t.effects(key)).toBe(1);
+  });
+
   it('gives a keyless request on a route with required: false the plain manager', async () => {
     const label = randomUUID();
     expect((await send(t.url, '/t/tx-optional', { body: { label } })).status).toBe(201);

@@ -254,6 +254,26 @@ export class EffectsController {
     raw.end('part two');
   }
 
+  /** Sends 202 through the response object, then fails: Nest's exception filter answers again. */
+  @Post('sent-then-thrown') @Idempotent()
+  async sentThenThrown(@Body() work: Work, @Res() reply: Reply) {
+    await this.effect(work);
+    reply.status(202);
+    if (reply.json) reply.json({ accepted: true });
+    else reply.send?.({ accepted: true });
+    throw new Error('after answering');
+  }
+
+  /** Writes a 500 in parts, past maxResponseBytes. */
+  @Post('large-written') @Idempotent({ maxResponseBytes: 1000 })
+  async largeWritten(@Body() work: Work, @Res() reply: Reply) {
+    await this.effect(work);
+    const raw = reply.raw ?? (reply as unknown as ServerResponse);
+    raw.writeHead(500, { 'content-type': 'text/plain', 'content-length': '3000' });
+    for (let part = 0; part < 3; part++) raw.write('x'.repeat(1000));
+    raw.end();
+  }
+
   @Post('observable') @Idempotent()
   observable(@Body() work: Work) {
     return from(this.effect(work));

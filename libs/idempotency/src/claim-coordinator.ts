@@ -91,7 +91,7 @@ export class ClaimCoordinator {
         leave();
         return outcome;
       }
-      return { status: 'claimed', claim: this.transactionClaim(outcome.claim, outcome.attempt, outcome.takenOver, id, leave) };
+      return { status: 'claimed', claim: this.transactionClaim(outcome.claim, { attempt: outcome.attempt, takenOver: outcome.takenOver }, id, request.maxLeaseMs, leave) };
     } catch (error) {
       leave();
       throw error;
@@ -121,8 +121,23 @@ export class ClaimCoordinator {
     };
   }
 
-  private transactionClaim(claim: TransactionalClaim, attempt: number, takenOver: boolean, id: string, leave: () => void): HeldClaim {
-    const finish = async (work: () => Promise<void>) => {
+  /**
+   * A claim held in an open transaction. It ends with the handler; or, for a handler that is still
+   * running `maxLeaseMs` after the claim, by rollback, which gives the row, the connection and this
+   * process's turn on the key back (the database also ends a session left idle that long).
+   */
+  private transactionClaim(
+    claim: TransactionalClaim,
+    outcome: { attempt: number; takenOver: boolean },
+    id: string,
+    maxLeaseMs: number,
+    leave: () => void,
+  ): HeldClaim {
+    let open = true;
+    const end = async (work: () => Promise<void>) => {
+      if (!open) throw new Error(`The claim's transaction was rolled back ${maxLeaseMs} ms after the claim (maxLease).`);
+      open = false;
+      clearTimeout(timer);
       try {
         await work();
       } finally {
@@ -130,19 +145,24 @@ export class ClaimCoordinator {
         this.wake(id);
       }
     };
+    const timer = setTimeout(() => {
+      this.logger.warn(`A transactional claim was held past maxLease (${maxLeaseMs} ms); it is rolled back.`);
+      end(() => claim.rollback()).catch((error: Error) => this.logger.error(`Rolling back an expired claim failed: ${error.message}`, error.stack));
+    }, maxLeaseMs);
+    timer.unref();
+    const release = async () => {
+      if (open) await end(() => claim.rollback());
+    };
     return {
-      attempt,
-      takenOver,
+      ...outcome,
       manager: claim.manager,
       complete: async (response, ttlMs) => {
-        await finish(() => claim.complete(response, ttlMs));
+        await end(() => claim.complete(response, ttlMs));
         return true;
       },
-      release: () => finish(() => claim.rollback()),
+      release,
       abandon: () => {
-        finish(() => claim.rollback()).catch((error: Error) =>
-          this.logger.error(`Rolling back an abandoned claim failed: ${error.message}`, error.stack),
-        );
+        release().catch((error: Error) => this.logger.error(`Rolling back an abandoned claim failed: ${error.message}`, error.stack));
       },
     };
   }

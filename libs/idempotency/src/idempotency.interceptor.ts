@@ -13,7 +13,7 @@ import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
-import { defer, finalize, map, mergeMap, type Observable, of } from 'rxjs';
+import { defer, map, mergeMap, type Observable, of, shareReplay } from 'rxjs';
 import { type BeginOutcome, ClaimCoordinator, type HeldClaim } from './claim-coordinator';
 import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
 import {
@@ -24,7 +24,7 @@ import {
   IdempotencyStoreUnavailableException,
 } from './errors/idempotency.errors';
 import { requestFingerprint } from './fingerprint';
-import { type CapturedResponse, holdResponse, type ReplacementResponse } from './http/response-capture';
+import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
 import { toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
@@ -107,15 +107,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 
   /**
-   * Answers with the stored response. Nest sends a returned web `Response` as the whole answer, except
-   * on routes that take `@Res()` without passthrough, where the answer is written here.
+   * Answers with the stored bytes. Where Nest will send an answer, whatever it sends (after the other
+   * interceptors had their say) is replaced by the stored one; on routes that take `@Res()` without
+   * passthrough, Nest sends nothing and the stored answer is written here.
    */
   private replay(context: ExecutionContext, response: object, stored: StoredResponse): Observable<unknown> {
     const replay = toReplay(stored);
-    if (!respondsItself(context.getClass(), context.getHandler().name)) return of(replay);
     const raw = rawResponse(response);
-    raw.writeHead(replay.status, Object.fromEntries(replay.headers));
-    raw.end(stored.body);
+    if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, replay);
+    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => replay, onClose: () => undefined });
     return of(undefined);
   }
 
@@ -150,6 +150,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
     if (claim.manager) request[IDEMPOTENT_TRANSACTION] = claim.manager;
     let handlerSettled!: () => void;
     const settled = new Promise<void>((resolve) => (handlerSettled = resolve));
+    let handlerDone = false;
+    void settled.then(() => (handlerDone = true));
     let finished = false;
     const finishOnce = async (finish: () => Promise<ReplacementResponse | undefined>) => {
       if (finished) return undefined;
@@ -158,17 +160,22 @@ export class IdempotencyInterceptor implements NestInterceptor {
     };
 
     holdResponse(rawResponse(response), options.maxResponseBytes, {
-      beforeSend: (captured) => finishOnce(() => this.finish(claim, captured, options, request)),
+      beforeSend: (captured) => finishOnce(() => this.finish(claim, captured, options, request, handlerDone ? undefined : settled)),
       onClose: () => {
         // The client left before anything was sent. Give the handler, then the framework, time to
         // produce the response (it is stored as usual if it comes); past that, nothing will be sent.
         void settled
           .then(() => sleep(CLOSE_GRACE_MS))
-          .then(() => finishOnce(() => this.abandon(claim, request)));
+          .then(() =>
+            finishOnce(() => {
+              this.logger.warn(`${request.method} ${request.url}: the client left and no response was written; the answer is not stored.`);
+              return this.abandon(claim);
+            }),
+          );
       },
     });
 
-    return next.handle().pipe(
+    const result$ = next.handle().pipe(
       map((value: unknown) => {
         if (isStream(value)) {
           throw new UnstorableResponseError(
@@ -178,8 +185,12 @@ export class IdempotencyInterceptor implements NestInterceptor {
         }
         return value;
       }),
-      finalize(() => handlerSettled()),
+      // One run of the handler, watched here to its end even when the framework stops listening first
+      // (the client left, an outer timeout interceptor answered): the key must not be freed before it.
+      shareReplay({ bufferSize: 1, refCount: false }),
     );
+    result$.subscribe({ complete: handlerSettled, error: handlerSettled });
+    return result$;
   }
 
   /** Decides what becomes of the claim once the response is known; runs before any byte is sent. */
@@ -188,11 +199,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
     captured: CapturedResponse,
     options: ResolvedRouteOptions,
     request: MutableRequest,
+    stillRunning: Promise<void> | undefined,
   ): Promise<ReplacementResponse | undefined> {
     try {
-      // A request its pipes rejected never reached the handler: a corrected retry must run.
-      if (request[REJECTED_BY_PIPES] === true || !options.storeIf(captured.status)) return await this.release(claim);
-      if (captured.body.length > options.maxResponseBytes) {
+      if (captured.truncated || captured.body.length > options.maxResponseBytes) {
         throw new UnstorableResponseError(
           `${request.method} ${request.url} answered more than maxResponseBytes (${options.maxResponseBytes}) bytes. ` +
             'Raise maxResponseBytes for this route, or return less.',
@@ -201,6 +211,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
       for (const [name, value] of captured.headers) {
         validateHeaderName(name);
         validateHeaderValue(name, value);
+      }
+      if (!this.isFinalAnswer(captured, options, request)) {
+        if (stillRunning) {
+          // Answered while the handler still runs (an outer timeout interceptor): it may yet take
+          // effect, so the key is not handed to a retry before it ends.
+          void stillRunning.then(() => this.abandon(claim));
+          return undefined;
+        }
+        return await this.release(claim);
       }
     } catch (error) {
       // Nothing was stored and nothing was sent: fail this request loudly and give the key back.
@@ -217,20 +236,26 @@ export class IdempotencyInterceptor implements NestInterceptor {
       // In lease mode the handler's effects happened: the client gets the real answer.
       if (!claim.manager) return undefined;
       const problem = new IdempotencyStoreUnavailableException();
-      return { status: problem.getStatus(), headers: { ...problem.headers }, body: Buffer.from(JSON.stringify(problem.getResponse())) };
+      return { status: problem.getStatus(), headers: Object.entries(problem.headers), body: Buffer.from(JSON.stringify(problem.getResponse())) };
     }
   }
 
   /**
-   * No response will be written (the client left and the framework dropped the answer). Transaction
-   * mode rolls back. In lease mode the handler may have taken effect, so the key is not handed to an
-   * immediate retry: the claim stops renewing and is taken over once its lease runs out.
+   * Whether this answer is the request's final one, to store and replay. Not when the pipes rejected the
+   * request (the handler never ran: a corrected retry must), nor a 304 (it answers the request's own
+   * conditional headers), nor what `storeIf` refuses.
    */
-  private async abandon(claim: HeldClaim, request: MutableRequest): Promise<undefined> {
-    this.logger.warn(
-      `${request.method} ${request.url}: the client left and no response was written; ` +
-        (claim.manager ? 'the transaction is rolled back.' : 'the claim is left to expire with its lease.'),
-    );
+  private isFinalAnswer(captured: CapturedResponse, options: ResolvedRouteOptions, request: MutableRequest): boolean {
+    return request[REJECTED_BY_PIPES] !== true && captured.status !== 304 && options.storeIf(captured.status);
+  }
+
+  /**
+   * The handler has ended but its answer is not stored (the client left and nothing was written, or
+   * something else answered first). Transaction mode rolls back. In lease mode the handler may have
+   * taken effect, so the key is not handed to an immediate retry: the claim stops renewing and is
+   * taken over once its lease runs out.
+   */
+  private async abandon(claim: HeldClaim): Promise<undefined> {
     if (claim.manager) return this.release(claim);
     claim.abandon();
     return undefined;
@@ -303,7 +328,7 @@ function isStream(value: unknown): boolean {
 function internalError(): ReplacementResponse {
   return {
     status: 500,
-    headers: { 'content-type': 'application/json; charset=utf-8' },
+    headers: [['content-type', 'application/json; charset=utf-8']],
     body: Buffer.from(JSON.stringify({ statusCode: 500, message: 'Internal server error' })),
   };
 }

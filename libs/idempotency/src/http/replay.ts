@@ -1,5 +1,5 @@
 import type { StoredResponse } from '../storage/idempotency-store';
-import type { CapturedResponse } from './response-capture';
+import type { CapturedResponse, ReplacementResponse } from './response-capture';
 
 /** Headers replayed with every stored response; `replayHeaders` adds to them. */
 export const DEFAULT_REPLAY_HEADERS: readonly string[] = ['content-type', 'location', 'etag', 'last-modified'];
@@ -7,7 +7,7 @@ export const DEFAULT_REPLAY_HEADERS: readonly string[] = ['content-type', 'locat
 /** Never stored: a replay must not hand one client's session to another. */
 const NEVER_STORED = new Set(['set-cookie']);
 
-/** Statuses whose responses cannot carry a body (RFC 9110). */
+/** Statuses whose responses carry no body. */
 const BODYLESS = new Set([204, 205, 304]);
 
 export const REPLAYED_HEADER = 'idempotent-replayed';
@@ -21,15 +21,16 @@ export function toStoredResponse(captured: CapturedResponse, allowed: ReadonlySe
   };
 }
 
-/**
- * The stored response as a web `Response`, which Nest sends as the whole answer on Express and on
- * Fastify, with `Idempotent-Replayed: true`.
- */
-export function toReplay(stored: StoredResponse): Response {
-  const headers = new Headers();
-  for (const [name, value] of stored.headers) headers.append(name, value);
-  headers.set(REPLAYED_HEADER, 'true');
-  const body = BODYLESS.has(stored.status) || stored.body.length === 0 ? null : new Uint8Array(stored.body);
-  if (body) headers.set('content-length', String(body.byteLength));
-  return new Response(body, { status: stored.status, headers });
+/** The stored response as it goes out again: the same status, headers and bytes, plus `Idempotent-Replayed: true`. */
+export function toReplay(stored: StoredResponse): ReplacementResponse {
+  return {
+    status: stored.status,
+    headers: [...stored.headers, [REPLAYED_HEADER, 'true']],
+    body: BODYLESS.has(stored.status) ? Buffer.alloc(0) : stored.body,
+  };
+}
+
+/** Whether a response of this status may carry Content-Length (RFC 9110). */
+export function hasContentLength(status: number): boolean {
+  return status >= 200 && !BODYLESS.has(status);
 }

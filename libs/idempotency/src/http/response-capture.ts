@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { hasContentLength } from './replay';
 
 /** A response as the framework was about to send it. */
 export interface CapturedResponse {
@@ -7,12 +8,15 @@ export interface CapturedResponse {
   headers: Array<[string, string]>;
   /** The whole body; or, when it outgrew the limit before it ended, the part written so far. */
   body: Buffer;
+  /** The body outgrew the limit: this is not all of it, and it cannot go out as it is. */
+  truncated: boolean;
 }
 
 /** What goes out instead of the captured response (when it must not go out as it is). */
 export interface ReplacementResponse {
   status: number;
-  headers: Record<string, string>;
+  /** Lower-case names; a repeated header has several entries. */
+  headers: Array<[string, string]>;
   body: Buffer;
 }
 
@@ -20,7 +24,7 @@ export interface ResponseHooks {
   /**
    * Called once with the whole response (or, past `maxBodyBytes`, what was written of it) before any
    * byte of it is sent; the response waits until the returned promise settles, and a replacement, if
-   * returned, is sent in its place. Must not reject.
+   * returned, is sent in its place; a truncated response must be replaced. Must not reject.
    */
   beforeSend(response: CapturedResponse): Promise<ReplacementResponse | undefined>;
   /** The connection closed before the framework ended the response. */
@@ -55,16 +59,18 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
     if (typeof callback === 'function') process.nextTick(callback as Callback);
   };
 
-  // The headers as they were at the first end(): a second answer may change them before the first goes out.
-  let headersAtEnd: ReturnType<ServerResponse['getHeaders']> = {};
+  // The status and headers as they were at the first end(): a second answer may change them before the
+  // first goes out.
+  let atEnd = { statusCode: 200, statusMessage: '', headers: {} as ReturnType<ServerResponse['getHeaders']> };
 
-  const decide = () => {
+  const decide = (truncated: boolean) => {
     state = 'deciding';
-    headersAtEnd = { ...raw.getHeaders() };
+    atEnd = { statusCode: raw.statusCode, statusMessage: raw.statusMessage, headers: { ...raw.getHeaders() } };
     const captured: CapturedResponse = {
       status: typeof pendingHead?.[0] === 'number' ? pendingHead[0] : raw.statusCode,
       headers: collectHeaders(raw, pendingHead),
       body: Buffer.concat(parts),
+      truncated,
     };
     return hooks.beforeSend(captured).then((replacement) => {
       state = 'sent';
@@ -75,13 +81,14 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
   const send = (replacement: ReplacementResponse | undefined, callback?: Callback) => {
     for (const name of raw.getHeaderNames()) raw.removeHeader(name);
     if (!replacement) {
-      for (const [name, value] of Object.entries(headersAtEnd)) if (value !== undefined) raw.setHeader(name, value);
+      raw.statusCode = atEnd.statusCode;
+      raw.statusMessage = atEnd.statusMessage;
+      for (const [name, value] of Object.entries(atEnd.headers)) if (value !== undefined) raw.setHeader(name, value);
       if (pendingHead) original.writeHead.apply(raw, pendingHead);
       original.end.call(raw, Buffer.concat(parts), callback);
       return;
     }
-    original.writeHead.call(raw, replacement.status, { ...replacement.headers, 'content-length': String(replacement.body.length) });
-    original.end.call(raw, replacement.body, callback);
+    writeWhole(raw, replacement, original, callback);
   };
 
   const settle = (decision: Promise<ReplacementResponse | undefined>, callback?: Callback) => {
@@ -110,7 +117,7 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
     parts.push(part);
     size += part.length;
     // Past the limit it can no longer be stored: decide now rather than buffer without bound.
-    if (size > maxBodyBytes) settle(decide());
+    if (size > maxBodyBytes) settle(decide(true));
     dropped(callback);
     return true;
   } as ServerResponse['write'];
@@ -122,13 +129,32 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
       return this;
     }
     if (chunk !== undefined && chunk !== null) parts.push(toBuffer(chunk, encoding));
-    settle(decide(), callback);
+    settle(decide(false), callback);
     return this;
   } as ServerResponse['end'];
 
   raw.once('close', () => {
     if (state === 'holding') hooks.onClose();
   });
+}
+
+/**
+ * Writes a whole response on a Node response nobody else is answering: the given status, headers and
+ * body, with its own Content-Length.
+ */
+export function writeWhole(
+  raw: ServerResponse,
+  response: ReplacementResponse,
+  methods: { writeHead: (...args: unknown[]) => ServerResponse; end: (body: Buffer, callback?: Callback) => ServerResponse } = {
+    writeHead: raw.writeHead as (...args: unknown[]) => ServerResponse,
+    end: raw.end as (body: Buffer, callback?: Callback) => ServerResponse,
+  },
+  callback?: Callback,
+): void {
+  const headers = response.headers.filter(([name]) => name !== 'content-length');
+  if (hasContentLength(response.status)) headers.push(['content-length', String(response.body.length)]);
+  methods.writeHead.call(raw, response.status, headers.flat());
+  methods.end.call(raw, response.body, callback);
 }
 
 function endArguments(args: unknown[]): { chunk: unknown; encoding: BufferEncoding | undefined; callback?: Callback } {
@@ -140,7 +166,8 @@ function endArguments(args: unknown[]): { chunk: unknown; encoding: BufferEncodi
 
 function toBuffer(chunk: unknown, encoding: BufferEncoding | undefined): Buffer {
   if (typeof chunk === 'string') return Buffer.from(chunk, encoding ?? 'utf8');
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  // Copied: the writer may reuse its buffer once the write returns.
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk);
   return Buffer.from(String(chunk));
 }
 

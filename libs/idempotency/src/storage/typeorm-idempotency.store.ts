@@ -134,7 +134,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
       // This claim waits on a concurrent holder of the row no longer than lockTimeoutMs; and a handler
       // stuck inside the transaction for idleTimeoutMs loses its session, which frees the row and the connection.
       await runner.query(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`, [
-        milliseconds(lockTimeoutMs),
+        milliseconds(deadline - Date.now()),
         milliseconds(idleTimeoutMs),
       ]);
       const outcome = await this.lockedClaim(runner, request, randomUUID(), deadline);
