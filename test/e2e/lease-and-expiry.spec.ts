@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSchema, dropSchema, sql } from '../support/database';
 import { startApp, type TestApp } from '../support/harness';
-import { send } from '../support/http';
+import { burst, countBy, send } from '../support/http';
 
 describe('leases, fencing and expiry', () => {
   let schema: string;
@@ -31,16 +31,29 @@ describe('leases, fencing and expiry', () => {
 
   it('lets a retry take over a claim whose lease ran out, and fences the late first attempt', async () => {
     const key = randomUUID();
-    const first = send(t.url, '/t/lease', { key, body: { label: key, ms: 1800 } });
+    const first = send(t.url, '/t/lease-any', { key, body: { label: key, ms: 2500 } });
     await sleep(1300); // the first attempt stalls past its 1s lease, which is not renewed on this route
-    const second = send(t.url, '/t/lease', { key, body: { label: key, ms: 1800 } });
-    const [late, winner] = await Promise.all([first, second]);
-    expect([late.status, winner.status]).toEqual([201, 201]);
+    const winner = await send(t.url, '/t/lease-any', { key, body: { label: key, ms: 100 } });
+    expect(winner.status).toBe(201);
+    expect(winner.headers.get('idempotent-replayed')).toBeNull();
+    // The first attempt completes after the one that took over: its completion is fenced off.
+    const late = await first;
+    expect(late.status).toBe(201);
     expect(late.text).not.toBe(winner.text);
-    // The late first attempt finished first, but its completion was fenced: the record is the second's.
-    const replay = await send(t.url, '/t/lease', { key, body: { label: key, ms: 1800 } });
+    const replay = await send(t.url, '/t/lease-any', { key, body: { label: key } });
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.text).toBe(winner.text);
+    expect(await rows(key)).toEqual([{ state: 'completed', attempts: 2 }]);
+  });
+
+  it('lets exactly one of 50 concurrent retries take over an expired lease', async () => {
+    const key = randomUUID();
+    const first = send(t.url, '/t/lease-any', { key, body: { label: key, ms: 2500 } });
+    await sleep(1300);
+    const retries = await burst(50, () => send(t.url, '/t/lease-any', { key, body: { label: key, ms: 300 } }));
+    expect(countBy(retries, (reply) => reply.status)).toEqual({ 201: 1, 409: 49 });
+    await first;
+    expect(await t.effects(key)).toBe(2); // the stalled first attempt, and the one retry that took over
     expect(await rows(key)).toEqual([{ state: 'completed', attempts: 2 }]);
   });
 

@@ -289,6 +289,12 @@ export class EffectsController {
     return this.effect(work);
   }
 
+  /** Bodies may differ (no fingerprint), so a retry can be quicker than the attempt it takes over. */
+  @Post('lease-any') @Idempotent({ lease: '1s', maxLease: '1s', fingerprint: false })
+  leaseAny(@Body() work: Work) {
+    return this.effect(work);
+  }
+
   @Post('renew') @Idempotent({ lease: '1s', maxLease: '10s' })
   renew(@Body() work: Work) {
     return this.effect(work);
