@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { createSchema, dropSchema } from '../support/database';
 import { PLATFORMS, startApp, type TestApp } from '../support/harness';
@@ -360,6 +361,24 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     const other = await send(t.url, '/t/items/2/cancel', { body: { label: payload } });
     expect(other.headers.get('idempotent-replayed')).toBeNull();
     expect(await t.effects(payload)).toBe(2);
+  });
+
+  it('warns once about an authenticated route without a scope, and keeps principals apart with one', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      for (let i = 0; i < 2; i++) await send(t.url, '/t/authed', { key: fresh(), body: { label: fresh() } });
+      const warnings = warn.mock.calls.filter(([message]) => String(message).includes('POST /t/authed serves authenticated requests'));
+      expect(warnings).toHaveLength(1);
+
+      const key = fresh();
+      const alice = await send(t.url, '/t/authed-scoped', { key, body: { label: key }, headers: { 'x-user': 'alice' } });
+      const bob = await send(t.url, '/t/authed-scoped', { key, body: { label: key }, headers: { 'x-user': 'bob' } });
+      expect(bob.headers.get('idempotent-replayed')).toBeNull();
+      expect(bob.text).not.toBe(alice.text);
+      expect(warn.mock.calls.some(([message]) => String(message).includes('/t/authed-scoped'))).toBe(false);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('leaves routes without @Idempotent() alone', async () => {

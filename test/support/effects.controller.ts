@@ -1,6 +1,9 @@
 import {
   BadRequestException,
   Body,
+  type CanActivate,
+  type ExecutionContext,
+  UseGuards,
   Controller,
   HttpCode,
   HttpException,
@@ -59,6 +62,16 @@ interface Reply {
   send?(body: unknown): unknown;
   /** Fastify's Node response; Express's response is Node's. */
   raw?: ServerResponse;
+}
+
+/** Signs every request in as the user named by the X-User header. */
+@Injectable()
+class SignedIn implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<{ headers: Record<string, string>; user?: { id: string } }>();
+    request.user = { id: request.headers['x-user'] ?? 'anonymous' };
+    return true;
+  }
 }
 
 @Injectable()
@@ -281,6 +294,16 @@ export class EffectsController {
 
   @Post('items/:id/cancel') @Idempotent({ key: ['header', 'payload-hash'] })
   cancel(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('authed') @Idempotent() @UseGuards(SignedIn)
+  authed(@Body() work: Work) {
+    return this.effect(work);
+  }
+
+  @Post('authed-scoped') @Idempotent({ scope: (req: { user: { id: string } }) => req.user.id }) @UseGuards(SignedIn)
+  authedScoped(@Body() work: Work) {
     return this.effect(work);
   }
 
