@@ -344,7 +344,7 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     abort.abort();
     expect(await left).toBe('left');
-    await new Promise((resolve) => setTimeout(resolve, 1600)); // the handler ends, then the grace for a late answer
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // the handler ends, then the grace for a late answer
     expect(await t.effects(key)).toBe(1);
     const retry = await send(t.url, '/t/observable', { key, body: { label: key, ms: 300 } });
     expect(retry.status).toBe(409);
