@@ -78,6 +78,16 @@ describe.each(PLATFORMS)('transaction mode on %s', (platform) => {
     expect(await t.effects(key)).toBe(1);
   });
 
+  it('answers 422 to a duplicate with another body that waited for the first to commit', async () => {
+    const key = randomUUID();
+    const first = send(t.url, '/t/tx', { key, body: { label: key, msAfter: 400 } });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const other = await send(t.url, '/t/tx', { key, body: { label: `${key}-other`, msAfter: 400 } });
+    expect(other.status).toBe(422);
+    expect((await first).status).toBe(201);
+    expect(await t.effects(`${key}-other`)).toBe(0);
+  });
+
   it('gives a keyless request on a route with required: false the plain manager', async () => {
     const label = randomUUID();
     expect((await send(t.url, '/t/tx-optional', { body: { label } })).status).toBe(201);

@@ -83,9 +83,17 @@ export class ClaimCoordinator {
 
   private async claimInTransaction(request: BeginRequest, id: string, deadline: number): Promise<BeginOutcome> {
     const store = this.transactionalStore();
-    const leave = await this.gate.acquire(id, deadline - Date.now());
-    if (!leave) return { status: 'in-flight', retryAfterMs: 1000 };
+    const turn = await this.gate.acquire(id, deadline - Date.now());
+    if (!turn) return { status: 'in-flight', retryAfterMs: 1000 };
+    const { leave } = turn;
     try {
+      // Queued behind a duplicate that has most likely just completed: its answer is one read away,
+      // without a transaction (a burst on one key then costs one cheap read per duplicate).
+      const answered = turn.waited ? await store.peek(request) : undefined;
+      if (answered) {
+        leave();
+        return answered;
+      }
       const outcome = await store.claimInTransaction(request, deadline - Date.now(), request.maxLeaseMs);
       if (outcome.status !== 'claimed') {
         leave();

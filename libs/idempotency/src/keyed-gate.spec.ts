@@ -6,11 +6,11 @@ describe('KeyedGate', () => {
     const gate = new KeyedGate();
     const order: string[] = [];
     const hold = async (name: string, ms: number) => {
-      const leave = await gate.acquire('k', 1000);
+      const turn = await gate.acquire('k', 1000);
       order.push(`in ${name}`);
       await sleep(ms);
       order.push(`out ${name}`);
-      leave!();
+      turn!.leave();
     };
     await Promise.all([hold('a', 30), hold('b', 10), hold('c', 0)]);
     expect(order).toEqual(['in a', 'out a', 'in b', 'out b', 'in c', 'out c']);
@@ -18,18 +18,18 @@ describe('KeyedGate', () => {
 
   it('does not make other keys wait', async () => {
     const gate = new KeyedGate();
-    const leaveA = await gate.acquire('a', 1000);
-    expect(await gate.acquire('b', 0)).toBeInstanceOf(Function);
-    leaveA!();
+    const a = await gate.acquire('a', 1000);
+    expect(await gate.acquire('b', 0)).toMatchObject({ waited: false });
+    a!.leave();
   });
 
   it('gives up after the timeout without blocking those queued behind', async () => {
     const gate = new KeyedGate();
-    const leaveFirst = await gate.acquire('k', 1000);
+    const first = await gate.acquire('k', 1000);
     const impatient = gate.acquire('k', 20);
     const patient = gate.acquire('k', 1000);
     expect(await impatient).toBeUndefined();
-    leaveFirst!();
-    expect(await patient).toBeInstanceOf(Function);
+    first!.leave();
+    expect(await patient).toMatchObject({ waited: true });
   });
 });

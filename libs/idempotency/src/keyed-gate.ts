@@ -8,8 +8,11 @@
 export class KeyedGate {
   private readonly tails = new Map<string, Promise<void>>();
 
-  /** Resolves with the release function once every earlier holder of `key` is done; `undefined` on timeout. */
-  async acquire(key: string, timeoutMs: number): Promise<(() => void) | undefined> {
+  /**
+   * Resolves once every earlier holder of `key` is done, with the function that lets the next one in
+   * and whether there was anyone to wait for; `undefined` on timeout.
+   */
+  async acquire(key: string, timeoutMs: number): Promise<{ leave: () => void; waited: boolean } | undefined> {
     const previous = this.tails.get(key);
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
@@ -20,13 +23,13 @@ export class KeyedGate {
       release();
       if (this.tails.get(key) === tail) this.tails.delete(key);
     };
-    if (!previous) return done;
+    if (!previous) return { leave: done, waited: false };
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((resolve) => (timer = setTimeout(resolve, Math.max(0, timeoutMs), false)));
     const acquired = await Promise.race([previous.then(() => true), timedOut]);
     clearTimeout(timer);
-    if (acquired) return done;
+    if (acquired) return { leave: done, waited: true };
     done();
     return undefined;
   }

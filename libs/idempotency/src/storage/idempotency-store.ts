@@ -84,6 +84,11 @@ export interface IdempotencyRecordView {
 export interface IdempotencyStore {
   /** Claims (scope, key) for `request.leaseMs`, or says why not. */
   claim(request: ClaimRequest): Promise<ClaimOutcome>;
+  /**
+   * The answer to a request that needs no claim, read without a lock: the replay of a live completed
+   * record, or the fingerprint mismatch with it. `undefined` when a claim must decide.
+   */
+  peek(request: ClaimRequest): Promise<Exclude<ClaimOutcome, { status: 'claimed' | 'in-flight' }> | undefined>;
   /** Stores the response and marks the record completed for `ttlMs`; false if the claim was lost. */
   complete(ref: ClaimRef, response: StoredResponse, ttlMs: number): Promise<boolean>;
   /** Deletes the in-flight record so that the next attempt runs again; false if the claim was lost. */

@@ -125,6 +125,22 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     }
   }
 
+  async peek(request: ClaimRequest): Promise<Exclude<ClaimOutcome, { status: 'claimed' | 'in-flight' }> | undefined> {
+    const [row] = await this.query<ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM ${this.table} WHERE scope = $1 AND key = $2`, [
+      request.scope,
+      request.key,
+    ]);
+    if (!row) return undefined;
+    switch (decide(row, request.fingerprint)) {
+      case 'replay':
+        return { status: 'completed', response: toResponse(row) };
+      case 'mismatch':
+        return { status: 'fingerprint-mismatch' };
+      default:
+        return undefined;
+    }
+  }
+
   async claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number): Promise<TransactionalClaimOutcome> {
     const runner = this.dataSource.createQueryRunner();
     const deadline = Date.now() + lockTimeoutMs;
