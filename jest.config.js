@@ -4,8 +4,12 @@ module.exports = {
   roots: ['<rootDir>/libs', '<rootDir>/test', '<rootDir>/sample-app'],
   testMatch: ['**/*.spec.ts'],
   transform: { '^.+\\.(t|j|cj|mj)s$': ['@swc/jest'] },
-  transformIgnorePatterns: ['/node_modules/(?!.*/node_modules/)(?!(@nestjs|cookie|@electric-sql/pglite)/)'],
-  moduleNameMapper: { '^nestjs-idempotency$': '<rootDir>/libs/idempotency/src/index.ts' },
+  transformIgnorePatterns: ['/node_modules/(?!.*/node_modules/)(?!(@nestjs|cookie|@electric-sql/pglite|@octokit)/)'],
+  moduleNameMapper: {
+    '^nestjs-idempotency$': '<rootDir>/libs/idempotency/src/index.ts',
+    // ESM-only, with an "import" condition alone, which Jest's CommonJS resolver does not match.
+    '^@octokit/webhooks-methods$': '<rootDir>/node_modules/@octokit/webhooks-methods/dist-node/index.js',
+  },
   globalSetup: '<rootDir>/test/global-setup.ts',
   testTimeout: 60_000,
 };

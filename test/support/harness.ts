@@ -29,6 +29,8 @@ export interface TestAppOptions {
   /** Options of each connection, as libpq takes them (`-c name=value`). */
   connectionOptions?: string;
   controllers?: Array<new (...args: never[]) => unknown>;
+  /** Entities besides the effects table. */
+  entities?: Array<new () => unknown>;
 }
 
 /** A real Nest app on a real port, with its own pool, on the test file's schema. */
@@ -39,7 +41,7 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
         type: 'postgres',
         url: options.databaseUrl ?? DATABASE_URL,
         schema: options.schema,
-        entities: [Effect],
+        entities: [Effect, ...(options.entities ?? [])],
         synchronize: true,
         migrations: [...idempotencyMigrations],
         migrationsRun: true,
@@ -53,8 +55,8 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
 
   const app =
     platform === 'express'
-      ? await NestFactory.create(TestAppModule, { logger: false })
-      : await NestFactory.create(TestAppModule, new FastifyAdapter(), { logger: false });
+      ? await NestFactory.create(TestAppModule, { logger: false, rawBody: true })
+      : await NestFactory.create(TestAppModule, new FastifyAdapter(), { logger: false, rawBody: true });
   await app.listen(0, '127.0.0.1');
   const dataSource = app.get<DataSource>(getDataSourceToken());
   return {

@@ -13,6 +13,7 @@ import {
   type StoredResponse,
   type TransactionalClaim,
   type TransactionalIdempotencyStore,
+  type VersionOutcome,
 } from './storage/idempotency-store';
 
 /** A claim attempt with the policy around it: waiting, lease renewal and transaction mode. */
@@ -35,6 +36,8 @@ export interface HeldClaim {
   release(): Promise<void>;
   /** Lease mode: stops renewing, so that the claim is taken over once its lease runs out. */
   abandon(): void;
+  /** Transaction mode: see `TransactionalClaim.advanceVersion`. */
+  advanceVersion?(resource: string, version: string, ttlMs: number): Promise<VersionOutcome>;
 }
 
 export type BeginOutcome = Exclude<ClaimOutcome, { status: 'claimed' }> | { status: 'claimed'; claim: HeldClaim };
@@ -169,6 +172,7 @@ export class ClaimCoordinator {
         return true;
       },
       release,
+      advanceVersion: (resource, version, ttlMs) => claim.advanceVersion(resource, version, ttlMs),
       abandon: () => {
         release().catch((error: Error) => this.logger.error(`Rolling back an abandoned claim failed: ${error.message}`, error.stack));
       },

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { defer, map, mergeMap, type Observable, of, shareReplay } from 'rxjs';
 import { type BeginOutcome, ClaimCoordinator, type HeldClaim } from './claim-coordinator';
+import type { VersionOutcome } from './storage/idempotency-store';
 import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
 import {
   IdempotencyException,
@@ -25,12 +26,14 @@ import {
 } from './errors/idempotency.errors';
 import { requestFingerprint } from './fingerprint';
 import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
-import { toReplay, toStoredResponse } from './http/replay';
+import { SKIPPED_HEADER, toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import { type IdempotencyModuleOptions, type IdempotentOptions, resolveRouteOptions, type ResolvedRouteOptions } from './idempotency.options';
 import { type IdempotencyRequest, requestTarget, routePath } from './idempotency-request';
-import { resolveKey } from './keys/key-source';
+import { findKey } from './keys/key-source';
+import type { ProviderPresetName } from './keys/provider-presets';
+import { type OrderedEvent, orderedEvent } from './ordering/event-version';
 import type { StoredResponse, TransactionalIdempotencyStore } from './storage/idempotency-store';
 
 type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
@@ -76,26 +79,31 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const request = context.switchToHttp().getRequest<MutableRequest>();
     const response = context.switchToHttp().getResponse<object>();
     try {
-      const key = resolveKey(options.key, request);
-      if (key === undefined) {
+      const found = findKey(options.key, request);
+      if (found === undefined) {
         if (options.required) throw new IdempotencyKeyMissingException();
         if (options.transaction) request[IDEMPOTENT_TRANSACTION] = (this.coordinator.store as TransactionalIdempotencyStore).manager;
         return next.handle();
       }
+      const event = options.order && orderedEvent(options.order, request);
       const route = `${request.method.toUpperCase()} ${routePath(request) ?? `${context.getClass().name}.${context.getHandler().name}`}`;
       const outcome = await this.begin(options, {
-        scope: this.scopeOf(options, request, route),
-        key,
+        scope: this.scopeOf(options, request, route, found.provider),
+        key: found.key,
         fingerprint: this.fingerprintOf(options, request),
       });
       switch (outcome.status) {
         case 'completed':
-          return this.replay(context, response, outcome.response);
+          return this.answerWith(context, response, toReplay(outcome.response));
         case 'fingerprint-mismatch':
           throw new IdempotencyKeyReusedException();
         case 'in-flight':
           throw new IdempotencyKeyInUseException(Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
         case 'claimed':
+          if (event) {
+            const stale = await this.skipIfStale(outcome.claim, event, options);
+            if (stale) return this.answerWith(context, response, stale);
+          }
           return this.runClaimed(outcome.claim, options, request, response, next);
       }
     } catch (error) {
@@ -107,16 +115,38 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 
   /**
-   * Answers with the stored bytes. Where Nest will send an answer, whatever it sends (after the other
-   * interceptors had their say) is replaced by the stored one; on routes that take `@Res()` without
-   * passthrough, Nest sends nothing and the stored answer is written here.
+   * Answers with the given bytes, without running the handler. Where Nest will send an answer, whatever
+   * it sends (after the other interceptors had their say) is replaced by this one; on routes that take
+   * `@Res()` without passthrough, Nest sends nothing and the answer is written here.
    */
-  private replay(context: ExecutionContext, response: object, stored: StoredResponse): Observable<unknown> {
-    const replay = toReplay(stored);
+  private answerWith(context: ExecutionContext, response: object, answer: ReplacementResponse): Observable<unknown> {
     const raw = rawResponse(response);
-    if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, replay);
-    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => replay, onClose: () => undefined });
+    if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, answer);
+    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => answer, onClose: () => undefined });
     return of(undefined);
+  }
+
+  /**
+   * Ordered routes: records the event's version as its resource's newest, in the claim's transaction.
+   * An older event is answered (and stored, for its own redeliveries) as skipped, without running the
+   * handler; `undefined` means the handler runs.
+   */
+  private async skipIfStale(claim: HeldClaim, event: OrderedEvent, options: ResolvedRouteOptions): Promise<ReplacementResponse | undefined> {
+    let applied: VersionOutcome;
+    try {
+      applied = await claim.advanceVersion!(event.resource, event.version, options.ttlMs);
+    } catch (error) {
+      await this.release(claim);
+      if (error instanceof IdempotencyConfigurationError) throw error;
+      this.logger.error(`Recording an event version failed: ${(error as Error).message}`, (error as Error).stack);
+      throw new IdempotencyStoreUnavailableException();
+    }
+    if (applied === 'applied') return undefined;
+    // Nothing to keep: a redelivery of this event is as stale as this one.
+    await this.release(claim);
+    // Another event of the same resource held it past waitTimeout: the provider retries later.
+    if (applied === 'busy') throw new IdempotencyKeyInUseException(1);
+    return staleEventResponse();
   }
 
   private async begin(
@@ -271,9 +301,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return undefined;
   }
 
-  private scopeOf(options: ResolvedRouteOptions, request: IdempotencyRequest, route: string): string {
+  /** `[provider:]METHOD /route/pattern[#scope]`: a provider's event ids never meet another provider's. */
+  private scopeOf(options: ResolvedRouteOptions, request: IdempotencyRequest, route: string, provider: ProviderPresetName | undefined): string {
+    const base = provider ? `${provider}:${route}` : route;
     const extra = options.scope?.(request);
-    if (extra !== undefined && extra !== null) return `${route}#${String(extra)}`;
+    if (extra !== undefined && extra !== null) return `${base}#${String(extra)}`;
     if (request.user !== undefined && request.user !== null && !this.unscopedWarnings.has(route)) {
       this.unscopedWarnings.add(route);
       this.logger.warn(
@@ -281,7 +313,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
           'by guessing its key. Add scope: (req) => req.user.id to @Idempotent().',
       );
     }
-    return route;
+    return base;
   }
 
   private fingerprintOf(options: ResolvedRouteOptions, request: IdempotencyRequest): string | null {
@@ -323,6 +355,18 @@ function isStream(value: unknown): boolean {
   if (value instanceof StreamableFile || value instanceof Readable || value instanceof ReadableStream) return true;
   if (value instanceof Response) return value.body !== null;
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
+
+/** What a stale event gets: a 2xx, so that the provider stops retrying it, and a header saying why. */
+function staleEventResponse(): ReplacementResponse {
+  return {
+    status: 200,
+    headers: [
+      ['content-type', 'application/json; charset=utf-8'],
+      [SKIPPED_HEADER, 'stale-event'],
+    ],
+    body: Buffer.from(JSON.stringify({ skipped: 'stale-event' })),
+  };
 }
 
 function internalError(): ReplacementResponse {

@@ -5,6 +5,7 @@ import type { DataSource } from 'typeorm';
 import { ClaimCoordinator } from './claim-coordinator';
 import {
   ConfigurableIdempotencyModule,
+  IDEMPOTENCY_MODULE_OPTIONS,
   type IDEMPOTENCY_ASYNC_OPTIONS_TYPE,
   type IDEMPOTENCY_OPTIONS_TYPE,
 } from './idempotency.module-definition';
@@ -54,6 +55,7 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       IdempotencyService,
       { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
     ],
-    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE],
+    // The options are exported for the guard of @VerifyWebhook(), which Nest builds in the controller's module.
+    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS],
   };
 }

@@ -3,7 +3,9 @@ import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { DEFAULT_REPLAY_HEADERS } from './http/replay';
 import type { IdempotencyRequest } from './idempotency-request';
 import { assertKeySource, type KeySource, presetOf } from './keys/key-source';
-import { PROVIDER_PRESETS } from './keys/provider-presets';
+import { PROVIDER_PRESETS, storeSuccessOnly } from './keys/provider-presets';
+import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
+import type { WebhookProvider } from './webhooks/webhook-verifiers';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -13,6 +15,18 @@ export type ScopeFunction<TRequest = IdempotencyRequest> = (request: TRequest) =
 
 /** Replaces the default fingerprint (method, route path and canonical body). */
 export type FingerprintFunction<TRequest = IdempotencyRequest> = (request: TRequest) => string;
+
+/** A version of a resource: a number, a bigint, a `Date`, or a string holding a number or an ISO-8601 time. */
+export type EventVersion = number | bigint | string | Date;
+
+/**
+ * Which resource an event changes, and how new the state it carries is. `undefined` from either
+ * function leaves the event unordered (it runs like any other).
+ */
+export interface EventOrder<TRequest = IdempotencyRequest> {
+  resource: (request: TRequest) => string | number | undefined | null;
+  version: (request: TRequest) => EventVersion | undefined | null;
+}
 
 /**
  * Options of one idempotent route. Given to `IdempotencyModule.forRoot()` they are the defaults;
@@ -30,7 +44,7 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
   required?: boolean;
   /** Whether a repeat must match the first request: `true` (default), `false`, or your own hash. */
   fingerprint?: boolean | FingerprintFunction<TRequest>;
-  /** How long a completed record is replayed. Default `'24h'`; provider presets: the provider's retry window. */
+  /** How long a completed record is replayed. Default `'24h'`; provider presets: at least the provider's retry window. */
   ttl?: Duration;
   /** How long a claim holds before another request may take it over. Default `'30s'`. */
   lease?: Duration;
@@ -48,6 +62,15 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
   replayHeaders?: string[];
   /** The largest body stored, in bytes. Default 1 MiB; a larger one fails the request loudly. */
   maxResponseBytes?: number;
+  /**
+   * Skips events older than the newest one applied to the same resource: they get a 2xx with
+   * `Idempotent-Skipped: stale-event` and the handler does not run. Needs `transaction: true`, so that
+   * the version check, the handler's writes and the new version commit together.
+   *
+   * @example
+   * order: { resource: (req) => req.body.data.object.id, version: (req) => req.body.created }
+   */
+  order?: EventOrder<TRequest>;
 }
 
 /**
@@ -62,6 +85,8 @@ export interface IdempotencyModuleOptions extends IdempotentOptions {
   purgeInterval?: Duration;
   /** Rows deleted per purge statement. Default 1000. */
   purgeBatchSize?: number;
+  /** How `@VerifyWebhook()` verifies each provider (secrets, tolerance, url), unless the decorator says otherwise. */
+  webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
 }
 
 /** The route options after defaults, in milliseconds. */
@@ -79,6 +104,7 @@ export interface ResolvedRouteOptions {
   storeIf: (status: number) => boolean;
   replayHeaders: ReadonlySet<string>;
   maxResponseBytes: number;
+  order?: EventOrder;
 }
 
 const NOT_STORED_4XX = new Set([408, 409, 425, 429]);
@@ -117,6 +143,15 @@ export function resolveRouteOptions(defaults: IdempotencyModuleOptions, route: I
   if (!['reject', 'wait'].includes(merged.onInFlight)) {
     throw new IdempotencyConfigurationError(`${where}: onInFlight must be 'reject' or 'wait', not ${JSON.stringify(merged.onInFlight)}.`);
   }
+  if (merged.order && (typeof merged.order.resource !== 'function' || typeof merged.order.version !== 'function')) {
+    throw new IdempotencyConfigurationError(`${where}: order needs two functions of the request, resource and version.`);
+  }
+  if (merged.order && !merged.transaction) {
+    throw new IdempotencyConfigurationError(
+      `${where}: order needs transaction: true, so that the version check, the handler's writes and the new version ` +
+        'commit together, one event per resource at a time.',
+    );
+  }
   if (!Number.isInteger(merged.maxResponseBytes) || merged.maxResponseBytes <= 0) {
     throw new IdempotencyConfigurationError(`${where}: maxResponseBytes must be a positive whole number of bytes.`);
   }
@@ -124,16 +159,19 @@ export function resolveRouteOptions(defaults: IdempotencyModuleOptions, route: I
     key: merged.key,
     scope: merged.scope,
     required: merged.required,
-    fingerprint: merged.fingerprint,
+    // A provider's redelivery may differ in its attempt counters; its event id is its identity.
+    fingerprint: (route as IdempotentOptions).fingerprint ?? (preset ? false : merged.fingerprint),
     ttlMs,
     leaseMs,
     maxLeaseMs: Math.max(leaseMs, toMilliseconds(merged.maxLease, `${where}: maxLease`)),
     onInFlight: merged.onInFlight,
     waitTimeoutMs: toMilliseconds(merged.waitTimeout, `${where}: waitTimeout`),
     transaction: merged.transaction,
-    storeIf: merged.storeIf,
+    // A provider retries anything but a 2xx, so only a 2xx is final.
+    storeIf: (route as IdempotentOptions).storeIf ?? (preset ? storeSuccessOnly : merged.storeIf),
     replayHeaders: new Set([...DEFAULT_REPLAY_HEADERS, ...(merged.replayHeaders ?? []).map((name) => name.toLowerCase())]),
     maxResponseBytes: merged.maxResponseBytes,
+    order: merged.order,
   };
 }
 

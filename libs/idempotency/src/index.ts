@@ -10,15 +10,25 @@ export {
   type FingerprintFunction,
   type IdempotencyModuleOptions,
   type IdempotentOptions,
+  type EventOrder,
+  type EventVersion,
   type InFlightPolicy,
   type ScopeFunction,
 } from './idempotency.options';
 export type { IdempotencyRequest } from './idempotency-request';
 export type { Duration } from './duration';
 export { MAX_KEY_LENGTH, type KeyFunction, type KeySource, type KeySourceItem } from './keys/key-source';
-export { PROVIDER_PRESETS, type ProviderPreset, type ProviderPresetName } from './keys/provider-presets';
-export { REPLAYED_HEADER, DEFAULT_REPLAY_HEADERS } from './http/replay';
+export { PROVIDER_PRESETS, storeSuccessOnly, type ProviderPreset, type ProviderPresetName } from './keys/provider-presets';
 export {
+  VerifyWebhook,
+  type VerifyWebhookOptions,
+  type WebhookSecret,
+} from './webhooks/verify-webhook.decorator';
+export { WebhookSignatureGuard } from './webhooks/webhook-signature.guard';
+export { WEBHOOK_VERIFIERS, type SignedDelivery, type WebhookProvider, type WebhookVerifier } from './webhooks/webhook-verifiers';
+export { REPLAYED_HEADER, SKIPPED_HEADER, DEFAULT_REPLAY_HEADERS } from './http/replay';
+export {
+  EventVersionInvalidException,
   IdempotencyException,
   IdempotencyKeyInUseException,
   IdempotencyKeyInvalidException,
@@ -26,6 +36,7 @@ export {
   IdempotencyKeyReusedException,
   IdempotencyStoreUnavailableException,
   PROBLEM_CONTENT_TYPE,
+  WebhookSignatureInvalidException,
   type IdempotencyErrorCode,
   type IdempotencyProblem,
 } from './errors/idempotency.errors';
@@ -42,13 +53,18 @@ export {
   type TransactionalClaim,
   type TransactionalClaimOutcome,
   type TransactionalIdempotencyStore,
+  type VersionOutcome,
 } from './storage/idempotency-store';
 export { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
 export { IdempotencyRecord, IDEMPOTENCY_TABLE } from './storage/idempotency-record.entity';
+export { IdempotencyVersion, IDEMPOTENCY_VERSIONS_TABLE } from './storage/idempotency-version.entity';
 export { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';
+export { CreateIdempotencyVersions1763900000001 } from './storage/migrations/1763900000001-create-idempotency-versions';
 
 import { IdempotencyRecord } from './storage/idempotency-record.entity';
+import { IdempotencyVersion } from './storage/idempotency-version.entity';
 import { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';
+import { CreateIdempotencyVersions1763900000001 } from './storage/migrations/1763900000001-create-idempotency-versions';
 
 /**
  * Add to the DataSource's `entities` (needed with `synchronize: true`).
@@ -56,12 +72,12 @@ import { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763
  * @example
  * TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Order, ...idempotencyEntities], synchronize: true })
  */
-export const idempotencyEntities = [IdempotencyRecord];
+export const idempotencyEntities = [IdempotencyRecord, IdempotencyVersion];
 
 /**
- * Add to the DataSource's `migrations`: creates the records table.
+ * Add to the DataSource's `migrations`: creates the records table and the resource versions table.
  *
  * @example
  * TypeOrmModule.forRoot({ type: 'postgres', url, migrations: [...idempotencyMigrations], migrationsRun: true })
  */
-export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000];
+export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000, CreateIdempotencyVersions1763900000001];

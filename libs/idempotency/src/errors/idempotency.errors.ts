@@ -6,7 +6,9 @@ export type IdempotencyErrorCode =
   | 'IDEMPOTENCY_KEY_INVALID'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'IDEMPOTENCY_KEY_IN_USE'
-  | 'IDEMPOTENCY_STORE_UNAVAILABLE';
+  | 'IDEMPOTENCY_STORE_UNAVAILABLE'
+  | 'EVENT_VERSION_INVALID'
+  | 'WEBHOOK_SIGNATURE_INVALID';
 
 /** The `application/problem+json` body (RFC 9457) of every client-facing answer. */
 export interface IdempotencyProblem {
@@ -108,5 +110,22 @@ export class IdempotencyStoreUnavailableException extends IdempotencyException {
       'The request was not processed because its idempotency record could not be read or written. Retry later.',
       retryAfterSeconds,
     );
+  }
+}
+
+/** 400: an ordered route read a version it cannot compare (not a number, bigint, Date or ISO-8601 time). */
+export class EventVersionInvalidException extends IdempotencyException {
+  constructor(detail: string) {
+    super('EVENT_VERSION_INVALID', HttpStatus.BAD_REQUEST, 'Event version invalid', detail);
+  }
+}
+
+/**
+ * 400: a webhook delivery whose signature is missing, wrong, or signed outside the timestamp tolerance.
+ * It is refused before the claim, so it leaves no record and cannot block the real event.
+ */
+export class WebhookSignatureInvalidException extends IdempotencyException {
+  constructor(detail: string) {
+    super('WEBHOOK_SIGNATURE_INVALID', HttpStatus.BAD_REQUEST, 'Webhook signature invalid', detail);
   }
 }

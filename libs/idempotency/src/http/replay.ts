@@ -12,6 +12,9 @@ const BODYLESS = new Set([204, 205, 304]);
 
 export const REPLAYED_HEADER = 'idempotent-replayed';
 
+/** Says why the handler did not run for a request that was not a repeat (`stale-event`). */
+export const SKIPPED_HEADER = 'idempotent-skipped';
+
 /** The part of a captured response that is stored: status, allow-listed headers and the body bytes. */
 export function toStoredResponse(captured: CapturedResponse, allowed: ReadonlySet<string>): StoredResponse {
   return {

@@ -47,16 +47,28 @@ export function presetOf(source: KeySource<never>): ProviderPresetName | undefin
   return toList(source).find((item): item is ProviderPresetName => typeof item === 'string' && isProviderPresetName(item));
 }
 
+/** A key found in a request, and the provider preset that found it. */
+export interface FoundKey {
+  key: string;
+  provider?: ProviderPresetName;
+}
+
 /**
  * The request's key: from the first source that yields one, validated. `undefined` when no source
  * finds a key; throws `IdempotencyKeyInvalidException` for an empty, too long or control-character key.
  */
-export function resolveKey<TRequest extends IdempotencyRequest>(source: KeySource<TRequest>, request: TRequest): string | undefined {
+export function findKey<TRequest extends IdempotencyRequest>(source: KeySource<TRequest>, request: TRequest): FoundKey | undefined {
   for (const item of toList(source)) {
     const key = readKey(item, request);
-    if (key !== undefined) return validateKey(key);
+    if (key === undefined) continue;
+    return typeof item === 'string' && isProviderPresetName(item) ? { key: validateKey(key), provider: item } : { key: validateKey(key) };
   }
   return undefined;
+}
+
+/** The request's key alone (see {@link findKey}). */
+export function resolveKey<TRequest extends IdempotencyRequest>(source: KeySource<TRequest>, request: TRequest): string | undefined {
+  return findKey(source, request)?.key;
 }
 
 function readKey<TRequest extends IdempotencyRequest>(item: KeySourceItem<TRequest>, request: TRequest): string | undefined {

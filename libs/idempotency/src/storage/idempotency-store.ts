@@ -34,6 +34,8 @@ export type ClaimOutcome =
   | { status: 'in-flight'; retryAfterMs: number }
   | { status: 'fingerprint-mismatch' };
 
+export type VersionOutcome = 'applied' | 'stale' | 'busy';
+
 /** A claim made inside an open transaction that stays open until `complete()` or `rollback()`. */
 export interface TransactionalClaim {
   ref: ClaimRef;
@@ -43,6 +45,12 @@ export interface TransactionalClaim {
   complete(response: StoredResponse, ttlMs: number): Promise<void>;
   /** Rolls back the claim and every write made through `manager`. */
   rollback(): Promise<void>;
+  /**
+   * Records `version` (a decimal number) as the newest applied to `resource` in the claim's scope, unless
+   * a newer one is recorded (`stale`: nothing changes). Waits for a concurrent transaction on the same
+   * resource, so that events for one resource apply one at a time; `busy` when that wait ran out.
+   */
+  advanceVersion(resource: string, version: string, ttlMs: number): Promise<VersionOutcome>;
 }
 
 export type TransactionalClaimOutcome =

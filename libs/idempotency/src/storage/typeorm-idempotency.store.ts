@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+import { IDEMPOTENCY_VERSIONS_TABLE } from './idempotency-version.entity';
 import type {
   ClaimOutcome,
   ClaimRef,
@@ -79,9 +80,11 @@ const msFromNow = (param: string) => `clock_timestamp() + ${param}::float8 * int
  */
 export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
   private readonly table: string;
+  private readonly versions: string;
 
   constructor(private readonly dataSource: DataSource) {
     this.table = qualifiedTableName(dataSource, IDEMPOTENCY_TABLE);
+    this.versions = qualifiedTableName(dataSource, IDEMPOTENCY_VERSIONS_TABLE);
   }
 
   get manager(): EntityManager {
@@ -193,7 +196,19 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
 
   async purgeExpired(batchSize: number): Promise<number> {
     // SKIP LOCKED: never wait on (or block) a row that a claim is deciding on right now.
-    return this.execute(
+    const versions = await this.execute(
+      `DELETE FROM ${this.versions} AS v USING (
+         SELECT scope, resource FROM ${this.versions} WHERE expires_at <= clock_timestamp()
+         ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+       ) AS expired
+       WHERE v.scope = expired.scope AND v.resource = expired.resource`,
+      [batchSize],
+    ).catch((error: unknown) => {
+      // The versions table comes with event ordering; an app that never orders events may not have it yet.
+      if (error instanceof IdempotencyConfigurationError) return 0;
+      throw error;
+    });
+    return versions + await this.execute(
       `DELETE FROM ${this.table} AS r USING (
          SELECT scope, key FROM ${this.table}
          WHERE expires_at <= clock_timestamp()
@@ -277,6 +292,27 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
           await runner.rollbackTransaction();
         } finally {
           await runner.release();
+        }
+      },
+      advanceVersion: async (resource, version, ttlMs) => {
+        try {
+          // ON CONFLICT DO UPDATE locks the resource's row and, once a concurrent holder commits, decides on
+          // its newest version; the lock is held to this transaction's end, across the handler. The wait is
+          // bounded by the lock_timeout the claim set.
+          const updated = await runner.query(
+            `INSERT INTO ${this.versions} AS v (scope, resource, version, expires_at)
+             VALUES ($1, $2, $3::numeric, ${msFromNow('$4')})
+             ON CONFLICT (scope, resource) DO UPDATE
+               SET version = EXCLUDED.version, expires_at = GREATEST(v.expires_at, EXCLUDED.expires_at)
+               WHERE v.version <= EXCLUDED.version OR v.expires_at <= clock_timestamp()
+             RETURNING 1`,
+            [ref.scope, resource, version, ttlMs],
+            true,
+          );
+          return updated.records.length === 1 ? 'applied' : 'stale';
+        } catch (error) {
+          if (isLockTimeout(error)) return 'busy';
+          throw translate(error);
         }
       },
     };
@@ -406,7 +442,7 @@ function isLockTimeout(error: unknown): boolean {
 function translate(error: unknown): unknown {
   if (sqlState(error) !== UNDEFINED_TABLE && sqlState(error) !== UNDEFINED_COLUMN) return error;
   return new IdempotencyConfigurationError(
-    `The table ${IDEMPOTENCY_TABLE} is missing or out of date (${(error as Error).message}). ` +
+    `A table of nestjs-idempotency is missing or out of date (${(error as Error).message}). ` +
       'Add ...idempotencyMigrations to the DataSource migrations and run them (or migrationsRun: true), ' +
       'or add ...idempotencyEntities with synchronize: true.',
     { cause: error },

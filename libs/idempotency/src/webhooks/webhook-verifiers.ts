@@ -1,0 +1,238 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { IdempotencyConfigurationError } from '../errors/configuration.errors';
+import { WebhookSignatureInvalidException } from '../errors/idempotency.errors';
+import { loadOptionalPeer } from './optional-peer';
+
+/** What a verifier gets: the bytes as they arrived, and how to judge them. */
+export interface SignedDelivery {
+  rawBody: Buffer;
+  headers: IncomingHttpHeaders;
+  /** The parsed body (Linear signs its timestamp inside it; Twilio signs form fields). */
+  body: unknown;
+  /** Any of these secrets verifies the delivery (several while one is being rotated). */
+  secrets: readonly string[];
+  /** The largest accepted distance between a signed timestamp and now, in seconds. */
+  toleranceSeconds: number;
+  /** Square and Twilio sign the URL they called: the endpoint's public URL. */
+  url: string | undefined;
+}
+
+/** Throws `WebhookSignatureInvalidException` unless the delivery is signed by one of the secrets. */
+export type WebhookVerifier = (delivery: SignedDelivery) => Promise<void>;
+
+const refuse = (detail: string): never => {
+  throw new WebhookSignatureInvalidException(detail);
+};
+
+function header(delivery: SignedDelivery, name: string): string {
+  const value = delivery.headers[name];
+  const text = Array.isArray(value) ? value[0] : value;
+  return text === undefined || text === '' ? refuse(`The ${name} header is missing.`) : text;
+}
+
+/** Constant-time comparison of two encoded digests; a length mismatch is a mismatch, not an error. */
+function sameDigest(expected: Buffer, received: Buffer): boolean {
+  return expected.length === received.length && timingSafeEqual(expected, received);
+}
+
+function hmac(algorithm: 'sha1' | 'sha256', secret: string, ...parts: Array<string | Buffer>): Buffer {
+  const mac = createHmac(algorithm, secret);
+  for (const part of parts) mac.update(part);
+  return mac.digest();
+}
+
+/** Whether any secret's HMAC matches any of the received signatures. */
+function anyMatches(delivery: SignedDelivery, received: readonly Buffer[], digest: (secret: string) => Buffer): boolean {
+  return delivery.secrets.some((secret) => {
+    const expected = digest(secret);
+    return received.some((signature) => sameDigest(expected, signature));
+  });
+}
+
+function assertFresh(delivery: SignedDelivery, timestampSeconds: number): void {
+  if (!Number.isFinite(timestampSeconds)) refuse('The signed timestamp is not a number.');
+  const age = Math.abs(Date.now() / 1000 - timestampSeconds);
+  if (age > delivery.toleranceSeconds) {
+    refuse(`The delivery was signed ${Math.round(age)} s away from now, beyond the tolerance of ${delivery.toleranceSeconds} s.`);
+  }
+}
+
+function requireUrl(delivery: SignedDelivery, provider: string): string {
+  if (delivery.url) return delivery.url;
+  throw new IdempotencyConfigurationError(
+    `@VerifyWebhook('${provider}') needs the url option: ${provider} signs the public URL it calls, which the app cannot ` +
+      'know behind proxies. Give it as a string, or a function of the request.',
+  );
+}
+
+interface StripeWebhooks {
+  signature: { verifyHeader(payload: Buffer, header: string, secret: string, tolerance: number): boolean } | null;
+}
+
+/** Stripe's own check, by the `stripe` package: `Stripe-Signature` with `t=` and one or more `v1=`. */
+const stripe: WebhookVerifier = async (delivery) => {
+  const signature = header(delivery, 'stripe-signature');
+  const module = await loadOptionalPeer<{ default: { webhooks: StripeWebhooks } }>('stripe', "@VerifyWebhook('stripe')");
+  const verifier = module.default.webhooks.signature;
+  if (!verifier) throw new IdempotencyConfigurationError('The installed stripe package has no webhook signature verifier.');
+  const failures: string[] = [];
+  for (const secret of delivery.secrets) {
+    try {
+      verifier.verifyHeader(delivery.rawBody, signature, secret, delivery.toleranceSeconds);
+      return;
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  }
+  refuse(`Stripe signature check failed: ${failures[0]}`);
+};
+
+interface OctokitWebhooksMethods {
+  verifyWithFallback(secret: string, payload: string, signature: string, additional: string[] | undefined): Promise<boolean>;
+}
+
+/** GitHub's check, by `@octokit/webhooks-methods`: `X-Hub-Signature-256` over the UTF-8 payload. */
+const github: WebhookVerifier = async (delivery) => {
+  const signature = header(delivery, 'x-hub-signature-256');
+  const { verifyWithFallback } = await loadOptionalPeer<OctokitWebhooksMethods>('@octokit/webhooks-methods', "@VerifyWebhook('github')");
+  const [first, ...others] = delivery.secrets;
+  if (!(await verifyWithFallback(first, delivery.rawBody.toString('utf8'), signature, others))) {
+    refuse('The X-Hub-Signature-256 signature does not match.');
+  }
+};
+
+interface StandardWebhooksModule {
+  Webhook: new (secret: string) => { verify(payload: Buffer, headers: Record<string, string>): unknown };
+}
+
+/**
+ * Standard Webhooks, by the `standardwebhooks` package (which Svix's own library uses): `webhook-id`,
+ * `webhook-timestamp` and `webhook-signature` (several `v1,` signatures while a secret rotates). Svix
+ * sends the same under `svix-` names. The package also refuses timestamps over 5 minutes away.
+ */
+function standardWebhooks(prefix: 'webhook' | 'svix'): WebhookVerifier {
+  return async (delivery) => {
+    const names = ['id', 'timestamp', 'signature'].map((part) => `${prefix}-${part}`);
+    const [id, timestamp, signature] = names.map((name) => header(delivery, name));
+    assertFresh(delivery, Number(timestamp));
+    const { Webhook } = await loadOptionalPeer<StandardWebhooksModule>('standardwebhooks', `@VerifyWebhook('${prefix === 'svix' ? 'svix' : 'standard-webhooks'}')`);
+    const failures: string[] = [];
+    for (const secret of delivery.secrets) {
+      let webhook;
+      try {
+        webhook = new Webhook(secret);
+      } catch (error) {
+        throw new IdempotencyConfigurationError(`A ${prefix} signing secret is not valid (whsec_ and base64): ${(error as Error).message}`);
+      }
+      try {
+        webhook.verify(delivery.rawBody, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature });
+        return;
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+    }
+    refuse(`The ${prefix}-signature check failed: ${failures[0]}`);
+  };
+}
+
+/** Shopify: `X-Shopify-Hmac-Sha256`, base64 HMAC-SHA256 of the body. Shopify signs no timestamp. */
+const shopify: WebhookVerifier = async (delivery) => {
+  const received = Buffer.from(header(delivery, 'x-shopify-hmac-sha256'), 'base64');
+  if (!anyMatches(delivery, [received], (secret) => hmac('sha256', secret, delivery.rawBody))) {
+    refuse('The X-Shopify-Hmac-Sha256 signature does not match.');
+  }
+};
+
+/** Paddle Billing: `Paddle-Signature: ts=...;h1=...` (an `h1` per secret while one rotates), HMAC of `ts:body`. */
+const paddle: WebhookVerifier = async (delivery) => {
+  const parts = header(delivery, 'paddle-signature').split(';').map((part) => part.split('=', 2) as [string, string | undefined]);
+  const ts = parts.find(([name]) => name === 'ts')?.[1];
+  const signatures = parts.filter(([name, value]) => name === 'h1' && value).map(([, value]) => Buffer.from(value!, 'hex'));
+  if (!ts || signatures.length === 0) refuse('The Paddle-Signature header has no ts or no h1.');
+  assertFresh(delivery, Number(ts));
+  if (!anyMatches(delivery, signatures, (secret) => hmac('sha256', secret, `${ts}:`, delivery.rawBody))) {
+    refuse('The Paddle-Signature signature does not match.');
+  }
+};
+
+/** Slack: `X-Slack-Signature: v0=<hex>` over `v0:<X-Slack-Request-Timestamp>:<body>`. */
+const slack: WebhookVerifier = async (delivery) => {
+  const timestamp = header(delivery, 'x-slack-request-timestamp');
+  const [version, hex] = header(delivery, 'x-slack-signature').split('=', 2);
+  if (version !== 'v0' || !hex) refuse('The X-Slack-Signature header is not a v0 signature.');
+  assertFresh(delivery, Number(timestamp));
+  if (!anyMatches(delivery, [Buffer.from(hex, 'hex')], (secret) => hmac('sha256', secret, `v0:${timestamp}:`, delivery.rawBody))) {
+    refuse('The X-Slack-Signature signature does not match.');
+  }
+};
+
+/** Square: `X-Square-HmacSha256-Signature`, base64 HMAC-SHA256 of the notification URL and the body. */
+const square: WebhookVerifier = async (delivery) => {
+  const received = Buffer.from(header(delivery, 'x-square-hmacsha256-signature'), 'base64');
+  const url = requireUrl(delivery, 'square');
+  if (!anyMatches(delivery, [received], (secret) => hmac('sha256', secret, url, delivery.rawBody))) {
+    refuse('The X-Square-HmacSha256-Signature signature does not match.');
+  }
+};
+
+/** GitLab: `X-Gitlab-Token` is the secret token itself, compared in constant time. */
+const gitlab: WebhookVerifier = async (delivery) => {
+  // Digests of equal length, so that the comparison's time says nothing about the token's length.
+  const received = createHash('sha256').update(header(delivery, 'x-gitlab-token')).digest();
+  if (!anyMatches(delivery, [received], (secret) => createHash('sha256').update(secret).digest())) {
+    refuse('The X-Gitlab-Token does not match.');
+  }
+};
+
+/**
+ * Twilio: `X-Twilio-Signature`, base64 HMAC-SHA1 (keyed by the auth token) of the URL followed by the
+ * form fields sorted by name; JSON bodies are signed through the URL's `bodySHA256` parameter instead.
+ */
+const twilio: WebhookVerifier = async (delivery) => {
+  const received = Buffer.from(header(delivery, 'x-twilio-signature'), 'base64');
+  const url = requireUrl(delivery, 'twilio');
+  const bodyHash = new URL(url).searchParams.get('bodySHA256');
+  let signed = url;
+  if (bodyHash !== null) {
+    const actual = createHash('sha256').update(delivery.rawBody).digest('hex');
+    if (!sameDigest(Buffer.from(actual), Buffer.from(bodyHash))) refuse('The body does not match the bodySHA256 parameter.');
+  } else {
+    const fields = new URLSearchParams(delivery.rawBody.toString('utf8'));
+    const names = [...new Set(fields.keys())].sort();
+    signed += names.map((name) => fields.getAll(name).map((value) => name + value).join('')).join('');
+  }
+  if (!anyMatches(delivery, [received], (secret) => hmac('sha1', secret, signed))) {
+    refuse('The X-Twilio-Signature signature does not match.');
+  }
+};
+
+/** Linear: `Linear-Signature`, hex HMAC-SHA256 of the body; the body's `webhookTimestamp` (ms) must be recent. */
+const linear: WebhookVerifier = async (delivery) => {
+  const received = Buffer.from(header(delivery, 'linear-signature'), 'hex');
+  if (!anyMatches(delivery, [received], (secret) => hmac('sha256', secret, delivery.rawBody))) {
+    refuse('The Linear-Signature signature does not match.');
+  }
+  const timestamp = (delivery.body as { webhookTimestamp?: unknown } | null | undefined)?.webhookTimestamp;
+  assertFresh(delivery, Number(timestamp) / 1000);
+};
+
+/**
+ * The providers `@VerifyWebhook()` checks. PayPal is not among them: its signature is checked against a
+ * certificate fetched from PayPal, or by PayPal's verify-webhook-signature API; call that in a guard.
+ */
+export const WEBHOOK_VERIFIERS = {
+  stripe,
+  github,
+  'standard-webhooks': standardWebhooks('webhook'),
+  svix: standardWebhooks('svix'),
+  shopify,
+  paddle,
+  slack,
+  square,
+  gitlab,
+  twilio,
+  linear,
+} satisfies Record<string, WebhookVerifier>;
+
+export type WebhookProvider = keyof typeof WEBHOOK_VERIFIERS;
