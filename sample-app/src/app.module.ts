@@ -7,6 +7,11 @@ import { Order } from './shop/order.entity';
 import { OrdersController } from './shop/orders.controller';
 import { Payment } from './shop/payment.entity';
 import { PaymentsController } from './shop/payments.controller';
+import { CreateWebhookTables1763900000200 } from './webhooks/migrations/1763900000200-create-webhook-tables';
+import { Subscription } from './webhooks/subscription.entity';
+import { WebhookEvent } from './webhooks/webhook-event.entity';
+import { WEBHOOK_SECRETS } from './webhooks/webhook-secrets';
+import { WebhooksController } from './webhooks/webhooks.controller';
 import { Product } from './shop/product.entity';
 import { StockController } from './shop/stock.controller';
 
@@ -19,14 +24,22 @@ export class AppModule {
         TypeOrmModule.forRoot({
           ...database.options,
           type: 'postgres',
-          entities: [Product, Order, Payment, ...idempotencyEntities],
-          migrations: [CreateShop1763900000100, ...idempotencyMigrations],
+          entities: [Product, Order, Payment, WebhookEvent, Subscription, ...idempotencyEntities],
+          migrations: [CreateShop1763900000100, CreateWebhookTables1763900000200, ...idempotencyMigrations],
           migrationsRun: true,
           synchronize: false,
         }),
-        IdempotencyModule.forRoot({ ttl: '24h', lease: '30s' }),
+        IdempotencyModule.forRoot({
+          ttl: '24h',
+          lease: '30s',
+          webhooks: {
+            stripe: { secret: WEBHOOK_SECRETS.stripe },
+            github: { secret: WEBHOOK_SECRETS.github },
+            'standard-webhooks': { secret: WEBHOOK_SECRETS.standard },
+          },
+        }),
       ],
-      controllers: [OrdersController, PaymentsController, StockController],
+      controllers: [OrdersController, PaymentsController, StockController, WebhooksController],
     };
   }
 }

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { type ChildApp, startCompiled } from '../support/child-app';
 import { DATABASE_URL, sql } from '../support/database';
 import { burst, send } from '../support/http';
+import { githubDelivery, standardDelivery, stripeDelivery } from '../support/webhook-signing';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -57,12 +59,55 @@ describe.each([
     expect((await send(shop.url, '/orders', { key, body: { sku: 'gizmo', quantity: 1 } })).status).toBe(201);
   });
 
-  it('applies a redelivered payment event once', async () => {
-    const event = { id: `evt_${randomUUID()}`, type: 'payment.succeeded', data: { orderId: 1, amount: 1200 } };
-    const replies = await burst(postgres ? 50 : 10, () => send(shop.url, '/payments/webhook', { body: event }));
-    expect(replies.every((reply) => reply.status === 200 || reply.status === 409)).toBe(true);
-    expect((await send(shop.url, '/payments/webhook', { body: event })).headers.get('idempotent-replayed')).toBe('true');
+  const stripe = (event: object, secret = 'whsec_local_stripe_secret') => {
+    const delivery = stripeDelivery(event, secret);
+    return send(shop.url, '/webhooks/stripe', { body: delivery.body, headers: delivery.headers });
+  };
+  const events = async () => (await send(shop.url, '/webhooks/events', { method: 'GET' })).json<Array<{ provider: string; eventId: string }>>();
+
+  it('applies a Stripe payment delivered concurrently and again once; refuses a forged one', async () => {
+    const id = `evt_${randomUUID()}`;
+    const event = { id, type: 'payment_intent.succeeded', created: 1, data: { object: { id: 'pi_1', object: 'payment_intent', amount: 1200, metadata: { orderId: '1' } } } };
+    const replies = await burst(postgres ? 30 : 10, () => stripe(event));
+    expect(new Set(replies.map((reply) => reply.status))).toEqual(new Set([200]));
+    expect((await stripe(event)).headers.get('idempotent-replayed')).toBe('true');
     const payments = (await send(shop.url, '/payments', { method: 'GET' })).json<Array<{ eventId: string }>>();
-    expect(payments.filter((payment) => payment.eventId === event.id)).toHaveLength(1);
+    expect(payments.filter((payment) => payment.eventId === id)).toHaveLength(1);
+
+    const forged = { ...event, id: `evt_${randomUUID()}` };
+    expect((await stripe(forged, 'whsec_wrong')).status).toBe(400);
+    expect((await events()).filter((row) => row.eventId === forged.id)).toHaveLength(0);
+  });
+
+  it('keeps the newest subscription state when an older event arrives late', async () => {
+    const subscription = `sub_${randomUUID()}`;
+    const update = (created: number, status: string) =>
+      stripe({ id: `evt_${randomUUID()}`, type: 'customer.subscription.updated', created, data: { object: { id: subscription, object: 'subscription', status } } });
+    expect((await update(200, 'past_due')).status).toBe(200);
+    expect((await update(100, 'active')).headers.get('idempotent-skipped')).toBe('stale-event');
+    const subscriptions = (await send(shop.url, '/webhooks/subscriptions', { method: 'GET' })).json<Array<{ id: string; status: string }>>();
+    expect(subscriptions.find((row) => row.id === subscription)?.status).toBe('past_due');
+  });
+
+  it('applies GitHub and Standard Webhooks deliveries once each', async () => {
+    const guid = randomUUID();
+    const github = await githubDelivery({ action: 'opened' }, 'local-github-secret', guid);
+    const message = `msg_${randomUUID()}`;
+    const standard = standardDelivery({ type: 'invoice.paid' }, 'whsec_bG9jYWwtc3RhbmRhcmQtd2ViaG9va3Mtc2VjcmV0', message);
+    for (let round = 0; round < 2; round++) {
+      expect((await send(shop.url, '/webhooks/github', { body: github.body, headers: github.headers })).status).toBe(200);
+      expect((await send(shop.url, '/webhooks/standard', { body: standard.body, headers: standard.headers })).status).toBe(200);
+    }
+    const applied = await events();
+    expect(applied.filter((row) => row.eventId === guid)).toEqual([expect.objectContaining({ provider: 'github' })]);
+    expect(applied.filter((row) => row.eventId === message)).toEqual([expect.objectContaining({ provider: 'standard-webhooks' })]);
+  });
+
+  it('signs and sends its own trial deliveries (npm run sample:deliver)', async () => {
+    const output = execFileSync('node', ['dist/sample-app/src/deliver.js', shop.url], { encoding: 'utf8' });
+    expect(output).toMatch(/payment_intent.succeeded, 20 at once\s+200, 19 x 200 idempotent-replayed: true\n/);
+    expect(output).toMatch(/older, arrives late\)\s+200 idempotent-skipped: stale-event/);
+    expect(output).toMatch(/wrong secret\s+400/);
+    expect(output).toMatch(/is past_due/);
   });
 });
