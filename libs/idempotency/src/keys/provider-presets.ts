@@ -47,7 +47,7 @@ export const PROVIDER_PRESETS = {
   /** Body `event_id` (`evt_...`). Live mode retries 60 times over 3 days. */
   paddle: { key: body('event_id'), ttl: '3d' },
   /** Body `event_id` of the Events API (`Ev...`). Three retries within minutes. */
-  slack: { key: body('event_id'), ttl: '1h' },
+  slack: { key: body('event_id'), ttl: '24h' },
   /** Body `event_id`. Retries for up to 3 days. */
   square: { key: body('event_id'), ttl: '3d' },
   /** `Idempotency-Key` (kept across GitLab's retries), else `X-Gitlab-Event-UUID`. */
