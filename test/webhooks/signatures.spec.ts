@@ -123,6 +123,27 @@ describe.each(PLATFORMS)('webhook signatures, checked before the claim (%s)', (p
     expect(answer.status).toBe(400);
   });
 
+  it.each(['/hooks/stripe', '/hooks/github', '/hooks/standard', '/hooks/shopify', '/hooks/twilio', '/hooks/linear'])(
+    'refuses an empty form body and malformed signatures at %s with 400, not 500',
+    async (path) => {
+      const odd = {
+        'stripe-signature': 't=abc,v1=zz',
+        'x-hub-signature-256': 'sha256=not-hex',
+        'webhook-id': 'm',
+        'webhook-timestamp': 'soon',
+        'webhook-signature': 'v1,@@',
+        'x-shopify-hmac-sha256': '!!',
+        'x-twilio-signature': '',
+        'linear-signature': 'q',
+      };
+      const empty = await send(app.url, path, { body: '', headers: { 'content-type': 'application/x-www-form-urlencoded', ...odd } });
+      expect(empty.status).toBe(400);
+      const json = await send(app.url, path, { body: '{"id":"evt_x","data":[1]}', headers: { 'content-type': 'application/json', ...odd } });
+      expect(json.status).toBe(400);
+      expect(json.json()).toMatchObject({ code: 'WEBHOOK_SIGNATURE_INVALID' });
+    },
+  );
+
   it('refuses a body of a type no parser reads (no raw body to check) with 400, not 500', async () => {
     const answer = await send(app.url, '/hooks/stripe', { body: 'id=evt_1', headers: { 'content-type': 'text/plain', 'stripe-signature': 't=1,v1=00' } });
     expect(answer.status).toBe(400);

@@ -96,6 +96,8 @@ interface OctokitWebhooksMethods {
 const github: WebhookVerifier = async (delivery) => {
   const signature = header(delivery, 'x-hub-signature-256');
   const { verifyWithFallback } = await loadOptionalPeer<OctokitWebhooksMethods>('@octokit/webhooks-methods', "@VerifyWebhook('github')");
+  // The library throws on an empty payload rather than answering false.
+  if (delivery.rawBody.length === 0) refuse('The delivery has no body to verify.');
   const [first, ...others] = delivery.secrets;
   if (!(await verifyWithFallback(first, delivery.rawBody.toString('utf8'), signature, others))) {
     refuse('The X-Hub-Signature-256 signature does not match.');
