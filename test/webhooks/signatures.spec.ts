@@ -94,6 +94,13 @@ describe.each(PLATFORMS)('webhook signatures, checked before the claim (%s)', (p
     expect(await app.effects(`${label}:${id}`)).toBe(0);
   });
 
+  it('refuses a stripe delivery signed 10 minutes in the future', async () => {
+    const id = `evt_${randomUUID()}`;
+    const answer = await deliver('/hooks/stripe', stripeDelivery({ id }, SECRETS.current, Math.floor(Date.now() / 1000) + 600));
+    expect(answer.status).toBe(400);
+    expect(await records(id)).toBe(0);
+  });
+
   describe.each(HAND_CHECKED_PROVIDERS)('%s', (provider) => {
     const path = `/hooks/${provider}`;
 

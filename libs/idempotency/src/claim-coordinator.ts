@@ -172,7 +172,7 @@ export class ClaimCoordinator {
         return true;
       },
       release,
-      advanceVersion: (resource, version, ttlMs) => claim.advanceVersion(resource, version, ttlMs),
+      advanceVersion: claim.advanceVersion?.bind(claim),
       abandon: () => {
         release().catch((error: Error) => this.logger.error(`Rolling back an abandoned claim failed: ${error.message}`, error.stack));
       },

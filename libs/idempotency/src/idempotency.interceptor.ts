@@ -128,13 +128,14 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   /**
    * Ordered routes: records the event's version as its resource's newest, in the claim's transaction.
-   * An older event is answered (and stored, for its own redeliveries) as skipped, without running the
-   * handler; `undefined` means the handler runs.
+   * An older event is answered as skipped without running the handler, and not stored (its redelivery
+   * is as stale); `undefined` means the handler runs.
    */
   private async skipIfStale(claim: HeldClaim, event: OrderedEvent, options: ResolvedRouteOptions): Promise<ReplacementResponse | undefined> {
     let applied: VersionOutcome;
     try {
-      applied = await claim.advanceVersion!(event.resource, event.version, options.ttlMs);
+      if (!claim.advanceVersion) throw new IdempotencyConfigurationError('order needs a store whose transactional claims record versions (advanceVersion).');
+      applied = await claim.advanceVersion(event.resource, event.version, options.ttlMs);
     } catch (error) {
       await this.release(claim);
       if (error instanceof IdempotencyConfigurationError) throw error;

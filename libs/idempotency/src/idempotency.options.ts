@@ -80,7 +80,7 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
  * @example
  * IdempotencyModule.forRoot({ ttl: '24h', lease: '60s', purgeInterval: '15m', dataSource: 'records' })
  */
-export interface IdempotencyModuleOptions extends IdempotentOptions {
+export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order'> {
   /** How often expired records are purged. Default `'1h'`; `0` turns the timer off. */
   purgeInterval?: Duration;
   /** Rows deleted per purge statement. Default 1000. */

@@ -17,7 +17,7 @@ describe('toDecimal', () => {
     expect(toDecimal('2026-11-23T11:00:00.123+01:00')).toBe(String(at.getTime()));
   });
 
-  it.each([Number.NaN, Number.POSITIVE_INFINITY, '', 'yesterday', '12abc', '2026-11-23', new Date('nope')])(
+  it.each([Number.NaN, Number.POSITIVE_INFINITY, '', 'yesterday', '12abc', '2026-11-23', new Date('nope'), `0.${'9'.repeat(20_000)}`])(
     'refuses %p with a 400',
     (version) => {
       expect(() => toDecimal(version)).toThrow(EventVersionInvalidException);
@@ -34,6 +34,11 @@ describe('orderedEvent', () => {
 
   it('reads the resource and version', () => {
     expect(orderedEvent(order, request({ id: 'sub_1', v: 3 }))).toEqual({ resource: 'sub_1', version: '3' });
+  });
+
+  it('refuses a resource with control characters or over 255 characters', () => {
+    expect(() => orderedEvent(order, request({ id: 'sub\u0000', v: 1 }))).toThrow(EventVersionInvalidException);
+    expect(() => orderedEvent(order, request({ id: 'x'.repeat(256), v: 1 }))).toThrow(EventVersionInvalidException);
   });
 
   it('leaves an event without a resource or a version unordered', () => {

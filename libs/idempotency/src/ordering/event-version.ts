@@ -8,7 +8,9 @@ export interface OrderedEvent {
   version: string;
 }
 
-const DECIMAL = /^-?\d+(\.\d+)?$/;
+// Bounded, so that a hostile body cannot make PostgreSQL's numeric overflow (an error, not an answer).
+const DECIMAL = /^-?\d{1,100}(\.\d{1,100})?$/;
+const MAX_RESOURCE_LENGTH = 255;
 // An ISO-8601 date-time, as providers write `updatedAt`: date, time and a zone or none.
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
@@ -17,7 +19,12 @@ export function orderedEvent<TRequest extends IdempotencyRequest>(order: EventOr
   const resource = order.resource(request);
   const version = order.version(request);
   if (resource === undefined || resource === null || resource === '' || version === undefined || version === null) return undefined;
-  return { resource: String(resource), version: toDecimal(version) };
+  const name = String(resource);
+  // eslint-disable-next-line no-control-regex
+  if ([...name].length > MAX_RESOURCE_LENGTH || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw new EventVersionInvalidException(`The event's resource must be at most ${MAX_RESOURCE_LENGTH} characters, without control characters.`);
+  }
+  return { resource: name, version: toDecimal(version) };
 }
 
 /** Dates become epoch milliseconds, so that an ISO string and a `Date` of the same moment compare equal. */

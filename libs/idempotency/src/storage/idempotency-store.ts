@@ -46,11 +46,11 @@ export interface TransactionalClaim {
   /** Rolls back the claim and every write made through `manager`. */
   rollback(): Promise<void>;
   /**
-   * Records `version` (a decimal number) as the newest applied to `resource` in the claim's scope, unless
+   * Needed by routes with `order`. Records `version` (a decimal number) as the newest applied to `resource` in the claim's scope, unless
    * a newer one is recorded (`stale`: nothing changes). Waits for a concurrent transaction on the same
    * resource, so that events for one resource apply one at a time; `busy` when that wait ran out.
    */
-  advanceVersion(resource: string, version: string, ttlMs: number): Promise<VersionOutcome>;
+  advanceVersion?(resource: string, version: string, ttlMs: number): Promise<VersionOutcome>;
 }
 
 export type TransactionalClaimOutcome =

@@ -50,7 +50,9 @@ export function VerifyWebhook<TRequest = IdempotencyRequest>(
       `${String(provider)} is not a provider @VerifyWebhook() checks. Use one of: ${Object.keys(WEBHOOK_VERIFIERS).join(', ')}.`,
     );
   }
-  if (options.tolerance !== undefined) toMilliseconds(options.tolerance, `${where}: tolerance`);
+  if (options.tolerance !== undefined && toMilliseconds(options.tolerance, `${where}: tolerance`) <= 0) {
+    throw new IdempotencyConfigurationError(`${where}: tolerance must be more than 0; it bounds the age of a signed timestamp.`);
+  }
   const metadata: VerifyWebhookMetadata = { provider, options: options as VerifyWebhookOptions };
   return applyDecorators(SetMetadata(VERIFY_WEBHOOK, metadata), UseGuards(WebhookSignatureGuard));
 }

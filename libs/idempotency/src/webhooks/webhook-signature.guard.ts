@@ -60,12 +60,14 @@ export class WebhookSignatureGuard implements CanActivate {
       }
       throw new WebhookSignatureInvalidException('The request body could not be read as sent, so its signature cannot be checked.');
     }
+    const toleranceMs = toMilliseconds(options.tolerance ?? DEFAULT_TOLERANCE, `${where}: tolerance`);
+    if (toleranceMs <= 0) throw new IdempotencyConfigurationError(`${where}: tolerance must be more than 0.`);
     await WEBHOOK_VERIFIERS[provider]({
       rawBody,
       headers: request.headers,
       body: request.body,
       secrets,
-      toleranceSeconds: toMilliseconds(options.tolerance ?? DEFAULT_TOLERANCE, `${where}: tolerance`) / 1000,
+      toleranceSeconds: toleranceMs / 1000,
       url: typeof options.url === 'function' ? options.url(request) : options.url,
     });
   }

@@ -73,6 +73,9 @@ interface StripeWebhooks {
 /** Stripe's own check, by the `stripe` package: `Stripe-Signature` with `t=` and one or more `v1=`. */
 const stripe: WebhookVerifier = async (delivery) => {
   const signature = header(delivery, 'stripe-signature');
+  // The library accepts timestamps from the future; the tolerance here bounds both sides.
+  const timestamp = /(?:^|,)\s*t=(\d+)/.exec(signature)?.[1];
+  if (timestamp !== undefined) assertFresh(delivery, Number(timestamp));
   const module = await loadOptionalPeer<{ default: { webhooks: StripeWebhooks } }>('stripe', "@VerifyWebhook('stripe')");
   const verifier = module.default.webhooks.signature;
   if (!verifier) throw new IdempotencyConfigurationError('The installed stripe package has no webhook signature verifier.');
@@ -99,9 +102,10 @@ const github: WebhookVerifier = async (delivery) => {
   // The library throws on an empty payload rather than answering false.
   if (delivery.rawBody.length === 0) refuse('The delivery has no body to verify.');
   const [first, ...others] = delivery.secrets;
-  if (!(await verifyWithFallback(first, delivery.rawBody.toString('utf8'), signature, others))) {
-    refuse('The X-Hub-Signature-256 signature does not match.');
-  }
+  const verified = await verifyWithFallback(first, delivery.rawBody.toString('utf8'), signature, others).catch((error: Error) =>
+    refuse(`The X-Hub-Signature-256 check failed: ${error.message}`),
+  );
+  if (!verified) refuse('The X-Hub-Signature-256 signature does not match.');
 };
 
 interface StandardWebhooksModule {
@@ -194,7 +198,13 @@ const gitlab: WebhookVerifier = async (delivery) => {
 const twilio: WebhookVerifier = async (delivery) => {
   const received = Buffer.from(header(delivery, 'x-twilio-signature'), 'base64');
   const url = requireUrl(delivery, 'twilio');
-  const bodyHash = new URL(url).searchParams.get('bodySHA256');
+  let bodyHash: string | null;
+  try {
+    bodyHash = new URL(url).searchParams.get('bodySHA256');
+  } catch {
+    // A url function built from the request's own headers can yield an invalid URL for a forged request.
+    return refuse('The URL this delivery was sent to is not valid.');
+  }
   let signed = url;
   if (bodyHash !== null) {
     const actual = createHash('sha256').update(delivery.rawBody).digest('hex');
@@ -202,7 +212,8 @@ const twilio: WebhookVerifier = async (delivery) => {
   } else {
     const fields = new URLSearchParams(delivery.rawBody.toString('utf8'));
     const names = [...new Set(fields.keys())].sort();
-    signed += names.map((name) => fields.getAll(name).map((value) => name + value).join('')).join('');
+    // As Twilio signs them: names sorted, and the values of a repeated name sorted too.
+    signed += names.map((name) => fields.getAll(name).sort().map((value) => name + value).join('')).join('');
   }
   if (!anyMatches(delivery, [received], (secret) => hmac('sha1', secret, signed))) {
     refuse('The X-Twilio-Signature signature does not match.');
