@@ -11,6 +11,9 @@ import {
 } from './idempotency.module-definition';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyService } from './idempotency.service';
+import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
+import { OutboxRelay } from './outbox/outbox-relay';
+import type { IdempotencyModuleOptions } from './idempotency.options';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
 
@@ -53,9 +56,22 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       },
       ClaimCoordinator,
       IdempotencyService,
+      { provide: OUTBOX_DATA_SOURCE, useExisting: getDataSourceToken(dataSource) },
+      JobOutbox,
+      {
+        // Only where the outbox is configured with a relay in this process; Nest starts and stops it with the app.
+        provide: OutboxRelay,
+        useFactory: (options: IdempotencyModuleOptions, source: DataSource, outbox: JobOutbox) => {
+          if (!options.outbox || options.outbox.relay === false) return null;
+          const relay = new OutboxRelay(source, options.outbox);
+          outbox.onCommit(() => relay.wake());
+          return relay;
+        },
+        inject: [IDEMPOTENCY_MODULE_OPTIONS, getDataSourceToken(dataSource), JobOutbox],
+      },
       { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
     ],
     // The options are exported for the guard of @VerifyWebhook(), which Nest builds in the controller's module.
-    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS],
+    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, OutboxRelay],
   };
 }

@@ -6,6 +6,7 @@ import { assertKeySource, type KeySource, presetOf } from './keys/key-source';
 import { PROVIDER_PRESETS, storeSuccessOnly } from './keys/provider-presets';
 import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
+import type { OutboxOptions } from './outbox/outbox.options';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -87,6 +88,8 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   purgeBatchSize?: number;
   /** How `@VerifyWebhook()` verifies each provider (secrets, tolerance, url), unless the decorator says otherwise. */
   webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
+  /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */
+  outbox?: OutboxOptions;
 }
 
 /** The route options after defaults, in milliseconds. */

@@ -7,6 +7,7 @@ import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './e
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions, type IdempotentOptions, type InFlightPolicy } from './idempotency.options';
 import type { IdempotencyRecordView } from './storage/idempotency-store';
+import { JobOutbox } from './outbox/job-outbox';
 
 /** The scope of `run()` and `find()` when none is given. */
 export const DEFAULT_RUN_SCOPE = 'run';
@@ -36,6 +37,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
   constructor(
     private readonly coordinator: ClaimCoordinator,
     @Inject(IDEMPOTENCY_MODULE_OPTIONS) private readonly options: IdempotencyModuleOptions,
+    private readonly outbox: JobOutbox,
   ) {}
 
   /**
@@ -84,6 +86,34 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     }
     await claim.complete({ status: 200, headers: [], body }, setting('ttl'));
     return result;
+  }
+
+  /**
+   * Runs a BullMQ job's effect once per job, however many times BullMQ delivers it (a stalled job runs
+   * again; a job re-sent by the outbox relay is a new delivery of the same job id). `fn`'s writes commit
+   * in one transaction with the record of the job (scope `job:<queue>`, key the job id) and, for a job
+   * from the outbox, with the mark that it was processed: a redelivery finds the record, does nothing and
+   * returns the first result.
+   *
+   * @example
+   * new Worker('fulfilment', (job) => idempotency.runJob(job, (em) => fulfil(em, job.data)), { connection });
+   */
+  async runJob<T>(
+    job: { id?: string; queueName: string },
+    fn: (manager: EntityManager) => T | Promise<T>,
+    options: Omit<RunOptions, 'transaction' | 'scope'> = {},
+  ): Promise<T> {
+    const jobId = job.id;
+    if (!jobId) throw new IdempotencyConfigurationError('runJob() needs a job with an id, as BullMQ gives every job it delivers.');
+    return this.run(
+      jobId,
+      async (manager) => {
+        const result = await fn(manager);
+        if (this.options.outbox) await this.outbox.markProcessed(manager, jobId);
+        return result;
+      },
+      { ...options, scope: `job:${job.queueName}`, transaction: true },
+    );
   }
 
   /** The live record of a key (`run()`'s default scope unless one is given), or `undefined`. */

@@ -26,6 +26,11 @@ export {
 } from './webhooks/verify-webhook.decorator';
 export { WebhookSignatureGuard } from './webhooks/webhook-signature.guard';
 export { WEBHOOK_VERIFIERS, type SignedDelivery, type WebhookProvider, type WebhookVerifier } from './webhooks/webhook-verifiers';
+export { JobOutbox, type OutboxJob } from './outbox/job-outbox';
+export { OutboxRelay } from './outbox/outbox-relay';
+export type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
+export { OutboxMessage, IDEMPOTENCY_OUTBOX_TABLE } from './outbox/outbox-message.entity';
+export { CreateIdempotencyOutbox1763900000002 } from './storage/migrations/1763900000002-create-idempotency-outbox';
 export { REPLAYED_HEADER, SKIPPED_HEADER, DEFAULT_REPLAY_HEADERS } from './http/replay';
 export {
   EventVersionInvalidException,
@@ -65,6 +70,8 @@ import { IdempotencyRecord } from './storage/idempotency-record.entity';
 import { IdempotencyVersion } from './storage/idempotency-version.entity';
 import { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';
 import { CreateIdempotencyVersions1763900000001 } from './storage/migrations/1763900000001-create-idempotency-versions';
+import { CreateIdempotencyOutbox1763900000002 } from './storage/migrations/1763900000002-create-idempotency-outbox';
+import { OutboxMessage } from './outbox/outbox-message.entity';
 
 /**
  * Add to the DataSource's `entities` (needed with `synchronize: true`).
@@ -72,12 +79,12 @@ import { CreateIdempotencyVersions1763900000001 } from './storage/migrations/176
  * @example
  * TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Order, ...idempotencyEntities], synchronize: true })
  */
-export const idempotencyEntities = [IdempotencyRecord, IdempotencyVersion];
+export const idempotencyEntities = [IdempotencyRecord, IdempotencyVersion, OutboxMessage];
 
 /**
- * Add to the DataSource's `migrations`: creates the records table and the resource versions table.
+ * Add to the DataSource's `migrations`: creates the records, resource versions and outbox tables.
  *
  * @example
  * TypeOrmModule.forRoot({ type: 'postgres', url, migrations: [...idempotencyMigrations], migrationsRun: true })
  */
-export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000, CreateIdempotencyVersions1763900000001];
+export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000, CreateIdempotencyVersions1763900000001, CreateIdempotencyOutbox1763900000002];

@@ -1,0 +1,97 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { IdempotencyConfigurationError } from '../errors/configuration.errors';
+import { qualifiedTableName } from '../storage/table-name';
+import { IDEMPOTENCY_OUTBOX_TABLE } from './outbox-message.entity';
+
+/** A job to enqueue: what BullMQ's `queue.add(name, data, options)` takes, and the queue's name. */
+export interface OutboxJob<TData = unknown> {
+  queue: string;
+  name: string;
+  /** Stored as JSON, as BullMQ stores it. */
+  data: TData;
+  /**
+   * The BullMQ job id. Default: one derived from the outbox row. Give your own to make two enqueues of
+   * the same work one job (the second is dropped), e.g. `fulfil-${orderId}`.
+   */
+  jobId?: string;
+  /** BullMQ job options: `attempts`, `backoff`, `delay`, `priority`, `removeOnComplete`... */
+  options?: Record<string, unknown>;
+}
+
+/** Where `JobOutbox` looks up the DataSource; the module provides it. */
+export const OUTBOX_DATA_SOURCE = Symbol('nestjs-idempotency:outbox-data-source');
+
+/**
+ * Enqueues BullMQ jobs transactionally: `enqueue()` writes a row of the outbox in the caller's
+ * transaction, so the job exists if and only if the business writes (and, in an idempotent route, the
+ * stored response) commit. The relay sends it to BullMQ after the commit.
+ *
+ * @example
+ * \@Post('webhooks/stripe') \@Idempotent({ key: 'stripe', transaction: true })
+ * async handle(@Body() event: Stripe.Event, @IdempotentTransaction() em: EntityManager) {
+ *   await em.insert(Order, ...);
+ *   await this.outbox.enqueue(em, { queue: 'fulfilment', name: 'fulfil-order', data: { orderId } });
+ * }
+ */
+@Injectable()
+export class JobOutbox {
+  private readonly table: string;
+  private readonly committed = new WeakSet<QueryRunner>();
+  private wake: () => void = () => undefined;
+
+  constructor(@Inject(OUTBOX_DATA_SOURCE) dataSource: DataSource) {
+    this.table = qualifiedTableName(dataSource, IDEMPOTENCY_OUTBOX_TABLE);
+    // Told when a transaction that enqueued commits, so that this process's relay sends at once.
+    dataSource.subscribers.push({
+      afterTransactionCommit: (event: { queryRunner: QueryRunner }) => {
+        if (this.committed.has(event.queryRunner)) {
+          this.committed.delete(event.queryRunner);
+          this.wake();
+        }
+      },
+    });
+  }
+
+  /** Returns the BullMQ job id. */
+  async enqueue<TData>(manager: EntityManager, job: OutboxJob<TData>): Promise<string> {
+    const runner = manager.queryRunner;
+    if (!runner?.isTransactionActive) {
+      throw new IdempotencyConfigurationError(
+        'JobOutbox.enqueue() needs a transaction manager (@IdempotentTransaction() in a transaction: true route, or ' +
+          'dataSource.transaction()): outside one, the job would not commit with the writes that call for it.',
+      );
+    }
+    assertJob(job);
+    const [row] = (await manager.query(
+      `INSERT INTO ${this.table} (queue, name, data, options, job_id)
+       VALUES ($1, $2, $3::jsonb, $4::jsonb, COALESCE($5, 'outbox-' || gen_random_uuid()))
+       ON CONFLICT (job_id) DO NOTHING
+       RETURNING job_id`,
+      [job.queue, job.name, JSON.stringify(job.data ?? null), JSON.stringify(job.options ?? {}), job.jobId ?? null],
+    )) as Array<{ job_id: string }>;
+    this.committed.add(runner);
+    return row?.job_id ?? (job.jobId as string);
+  }
+
+  /** Marks the outbox row of a job processed, in the consumer's transaction (see `IdempotencyService.runJob`). */
+  async markProcessed(manager: EntityManager, jobId: string): Promise<void> {
+    await manager.query(`UPDATE ${this.table} SET processed_at = clock_timestamp() WHERE job_id = $1 AND processed_at IS NULL`, [jobId]);
+  }
+
+  /** The relay of this process, woken when a transaction that enqueued commits. */
+  onCommit(wake: () => void): void {
+    this.wake = wake;
+  }
+}
+
+function assertJob(job: OutboxJob): void {
+  if (typeof job.queue !== 'string' || job.queue === '' || typeof job.name !== 'string' || job.name === '') {
+    throw new IdempotencyConfigurationError('JobOutbox.enqueue() needs a queue and a name.');
+  }
+  // BullMQ's own rules for custom ids.
+  if (job.jobId !== undefined && (job.jobId === '' || /^\d+$/.test(job.jobId) || job.jobId.includes(':'))) {
+    throw new IdempotencyConfigurationError(`JobOutbox.enqueue(): jobId ${JSON.stringify(job.jobId)} must not be empty, a whole number, or contain ':'.`);
+  }
+  if (job.options && 'jobId' in job.options) throw new IdempotencyConfigurationError('JobOutbox.enqueue(): give jobId beside options, not in them.');
+}

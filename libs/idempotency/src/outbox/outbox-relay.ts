@@ -1,0 +1,277 @@
+import { Logger } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { qualifiedTableName } from '../storage/table-name';
+import { loadOptionalPeer } from '../webhooks/optional-peer';
+import { IDEMPOTENCY_OUTBOX_TABLE } from './outbox-message.entity';
+import { type OutboxOptions, resolveOutboxOptions, type ResolvedOutboxOptions } from './outbox.options';
+
+/** What the relay uses of a BullMQ `Queue`. */
+interface BullQueue {
+  addBulk(jobs: Array<{ name: string; data: unknown; opts: Record<string, unknown> }>): Promise<unknown>;
+  close(): Promise<void>;
+  disconnect(): Promise<void>;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+interface BullMqModule {
+  Queue: new (name: string, options: Record<string, unknown>) => BullQueue;
+}
+
+/** What the relay uses of an ioredis client. */
+interface RedisClient {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  disconnect(): void;
+}
+
+interface IoRedisModule {
+  default: new (...args: unknown[]) => RedisClient;
+}
+
+interface OutboxRow {
+  id: string;
+  queue: string;
+  name: string;
+  data: unknown;
+  options: Record<string, unknown>;
+  job_id: string;
+}
+
+/** The longest pause between two attempts while Redis (or PostgreSQL) is unreachable. */
+const LONGEST_BACKOFF_MS = 10_000;
+/** How often sent rows past their retention are deleted. */
+const CLEANUP_EVERY_MS = 60_000;
+
+/**
+ * Moves committed outbox rows to BullMQ. Each batch is one READ COMMITTED transaction: lock up to
+ * `batchSize` unsent rows with `FOR UPDATE SKIP LOCKED` (so relays on several instances take disjoint
+ * rows and never wait on each other), `addBulk` them to their queues with the row's job id, mark them
+ * sent, commit. A relay that dies between the send and the commit leaves the rows unsent; they are sent
+ * again with the same job ids, which BullMQ drops while those jobs exist, and which an idempotent consumer
+ * (`IdempotencyService.runJob()`) turns into no effect after that.
+ *
+ * It wakes when a transaction of this process that enqueued commits, and otherwise polls every
+ * `pollInterval`: no LISTEN connection outside the pool, and it works behind PgBouncer in transaction
+ * pooling mode. While Redis is down it backs off (up to 10 s between attempts) and keeps the rows.
+ *
+ * @example
+ * // A relay of its own, outside a Nest app:
+ * const relay = new OutboxRelay(dataSource, { connection: 'redis://127.0.0.1:6379' });
+ * relay.start();
+ */
+export class OutboxRelay {
+  private readonly logger = new Logger('Idempotency');
+  private readonly table: string;
+  private readonly queues = new Map<string, BullQueue>();
+  private redis?: Promise<RedisClient>;
+  private running = false;
+  private readonly stopping = new AbortController();
+  private loop?: Promise<void>;
+  private wakeUp?: () => void;
+  private woken = false;
+  private lastCleanup = 0;
+
+  private readonly options: ResolvedOutboxOptions;
+
+  /** Started by `IdempotencyModule` when `outbox` is configured; construct one yourself to relay from a script. */
+  constructor(
+    private readonly dataSource: DataSource,
+    options: OutboxOptions,
+  ) {
+    this.options = resolveOutboxOptions(options);
+    this.table = qualifiedTableName(dataSource, IDEMPOTENCY_OUTBOX_TABLE);
+  }
+
+  onApplicationBootstrap(): void {
+    this.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.stop();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.stopping.abort();
+    this.wake();
+    await this.loop;
+    // The queues share the relay's connection, which is cut last: a graceful close may never end while Redis is down.
+    await Promise.all([...this.queues.values()].map((queue) => queue.close().catch(() => undefined)));
+    this.queues.clear();
+    const redis = this.redis;
+    this.redis = undefined;
+    if (redis) (await redis).disconnect();
+  }
+
+  /** Looks for rows at once, instead of at the next poll. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /**
+   * Sends one batch of unsent rows (and, with `redeliverAfter`, rows sent that long ago and still not
+   * processed); returns how many it sent. Throws when Redis or PostgreSQL fails: the rows stay unsent.
+   */
+  async relayOnce(): Promise<number> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.startTransaction('READ COMMITTED');
+      const rows = await this.lockBatch(runner);
+      if (rows.length > 0) {
+        await this.send(rows);
+        await this.afterSend(rows.map((row) => row.job_id));
+        await runner.query(`UPDATE ${this.table} SET sent_at = clock_timestamp(), sends = sends + 1 WHERE id = ANY($1::bigint[])`, [
+          rows.map((row) => row.id),
+        ]);
+      }
+      await runner.commitTransaction();
+      return rows.length;
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Deletes sent rows past their retention (with `redeliverAfter`: only processed ones), in batches. */
+  async cleanUp(): Promise<number> {
+    const unprocessedStay = this.options.redeliverAfterMs === null ? '' : 'AND processed_at IS NOT NULL';
+    const runner = this.dataSource.createQueryRunner();
+    let deleted = 0;
+    try {
+      for (;;) {
+        const result = await runner.query(
+          `DELETE FROM ${this.table} WHERE id IN (
+             SELECT id FROM ${this.table}
+             WHERE sent_at < clock_timestamp() - $1::float8 * interval '1 millisecond' ${unprocessedStay}
+             ORDER BY sent_at LIMIT 1000 FOR UPDATE SKIP LOCKED)`,
+          [this.options.retentionMs],
+          true,
+        );
+        deleted += result.affected ?? 0;
+        if ((result.affected ?? 0) < 1000) return deleted;
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /**
+   * Called after a batch was handed to BullMQ and before it is marked sent. A subclass can observe
+   * it; a crash here is the case that sends a row twice.
+   */
+  protected async afterSend(_jobIds: string[]): Promise<void> {}
+
+  private async lockBatch(runner: QueryRunner): Promise<OutboxRow[]> {
+    const columns = 'id, queue, name, data, options, job_id';
+    const unsent = (await runner.query(
+      `SELECT ${columns} FROM ${this.table} WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [this.options.batchSize],
+    )) as OutboxRow[];
+    const room = this.options.batchSize - unsent.length;
+    if (room === 0 || this.options.redeliverAfterMs === null) return unsent;
+    const lost = (await runner.query(
+      `SELECT ${columns} FROM ${this.table}
+       WHERE processed_at IS NULL AND sent_at < clock_timestamp() - $2::float8 * interval '1 millisecond'
+       ORDER BY sent_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [room, this.options.redeliverAfterMs],
+    )) as OutboxRow[];
+    return [...unsent, ...lost];
+  }
+
+  private async send(rows: OutboxRow[]): Promise<void> {
+    const byQueue = new Map<string, OutboxRow[]>();
+    for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+    const sends = Promise.all(
+      [...byQueue].map(async ([name, queued]) =>
+        (await this.queue(name)).addBulk(queued.map((row) => ({ name: row.name, data: row.data, opts: { ...row.options, jobId: row.job_id } }))),
+      ),
+    );
+    const timeout = new AbortController();
+    try {
+      await Promise.race([
+        sends,
+        sleep(this.options.sendTimeoutMs, undefined, { signal: timeout.signal }).then(() => {
+          throw new Error(`Redis did not take the batch within ${this.options.sendTimeoutMs} ms.`);
+        }),
+      ]);
+    } finally {
+      timeout.abort();
+      // A send that lost the race may still fail later; it is reported by the race, not again.
+      sends.catch(() => undefined);
+    }
+  }
+
+  private async queue(name: string): Promise<BullQueue> {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      const { Queue } = await loadOptionalPeer<BullMqModule>('bullmq', 'The outbox relay');
+      queue = new Queue(name, { connection: await this.connection(), ...(this.options.prefix ? { prefix: this.options.prefix } : {}) });
+      // Connection errors come back from addBulk too; the relay logs them there, once per outage.
+      queue.on('error', () => undefined);
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** One connection for all the relay's queues. */
+  private connection(): Promise<RedisClient> {
+    this.redis ??= loadOptionalPeer<IoRedisModule>('ioredis', 'The outbox relay').then(({ default: Redis }) => {
+      const { url, ...options } = this.options.connection;
+      // Fail fast while Redis is down, instead of queueing commands in memory: the rows wait in the table.
+      const settings = { ...options, enableOfflineQueue: false, maxRetriesPerRequest: null };
+      const client = url ? new Redis(url, settings) : new Redis(settings);
+      client.on('error', () => undefined);
+      return client;
+    });
+    return this.redis;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      try {
+        this.woken = false;
+        const sent = await this.relayOnce();
+        if (failures > 0) this.logger.log(`Outbox relay recovered after ${failures} failed attempts.`);
+        failures = 0;
+        if (Date.now() - this.lastCleanup > CLEANUP_EVERY_MS) {
+          this.lastCleanup = Date.now();
+          await this.cleanUp();
+        }
+        if (sent < this.options.batchSize && !this.woken) await this.idle(this.options.pollIntervalMs);
+      } catch (error) {
+        failures += 1;
+        if (failures === 1) this.logger.error(`Outbox relay failed; rows stay unsent and are retried: ${(error as Error).message}`, (error as Error).stack);
+        // Backing off ignores wake-ups: they would only hammer the service that is down.
+        await sleep(Math.min(this.options.pollIntervalMs * 2 ** failures, LONGEST_BACKOFF_MS), undefined, { signal: this.stopping.signal }).catch(
+          (error: Error) => {
+            if (error.name !== 'AbortError') throw error;
+          },
+        );
+      }
+    }
+  }
+
+  private async idle(ms: number): Promise<void> {
+    const controller = new AbortController();
+    this.wakeUp = () => controller.abort();
+    try {
+      await sleep(ms, undefined, { signal: controller.signal }).catch((error: Error) => {
+        if (error.name !== 'AbortError') throw error;
+      });
+    } finally {
+      this.wakeUp = undefined;
+    }
+  }
+}
+

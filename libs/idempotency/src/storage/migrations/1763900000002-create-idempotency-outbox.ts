@@ -1,0 +1,34 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { IDEMPOTENCY_OUTBOX_TABLE } from '../../outbox/outbox-message.entity';
+import { qualifiedTableName } from '../table-name';
+
+/** Creates the outbox of jobs to hand to BullMQ (the `OutboxMessage` entity). */
+export class CreateIdempotencyOutbox1763900000002 implements MigrationInterface {
+  name = 'CreateIdempotencyOutbox1763900000002';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    const table = qualifiedTableName(queryRunner.connection, IDEMPOTENCY_OUTBOX_TABLE);
+    await queryRunner.query(`
+      CREATE TABLE IF NOT EXISTS ${table} (
+        "id"           bigserial   NOT NULL,
+        "queue"        text        NOT NULL,
+        "name"         text        NOT NULL,
+        "data"         jsonb       NOT NULL,
+        "options"      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+        "job_id"       text        NOT NULL,
+        "created_at"   timestamptz NOT NULL DEFAULT clock_timestamp(),
+        "sent_at"      timestamptz,
+        "sends"        integer     NOT NULL DEFAULT 0,
+        "processed_at" timestamptz,
+        CONSTRAINT "PK_idempotency_outbox" PRIMARY KEY ("id")
+      )`);
+    await queryRunner.query(`CREATE UNIQUE INDEX IF NOT EXISTS "idempotency_outbox_job_id_key" ON ${table} ("job_id")`);
+    // The relay reads unsent rows in id order; this index holds only them, so it stays small.
+    await queryRunner.query(`CREATE INDEX IF NOT EXISTS "idempotency_outbox_unsent_idx" ON ${table} ("id") WHERE "sent_at" IS NULL`);
+    await queryRunner.query(`CREATE INDEX IF NOT EXISTS "idempotency_outbox_sent_at_idx" ON ${table} ("sent_at")`);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`DROP TABLE IF EXISTS ${qualifiedTableName(queryRunner.connection, IDEMPOTENCY_OUTBOX_TABLE)}`);
+  }
+}
