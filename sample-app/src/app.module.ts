@@ -12,6 +12,11 @@ import { Subscription } from './webhooks/subscription.entity';
 import { WebhookEvent } from './webhooks/webhook-event.entity';
 import { WEBHOOK_SECRETS } from './webhooks/webhook-secrets';
 import { WebhooksController } from './webhooks/webhooks.controller';
+import { QUEUE_PREFIX, REDIS_URL } from './fulfilment/fulfilment';
+import { FulfilmentWorker } from './fulfilment/fulfilment.worker';
+import { CreateReceipts1763900000300 } from './fulfilment/migrations/1763900000300-create-receipts';
+import { Receipt } from './fulfilment/receipt.entity';
+import { ReceiptsController } from './fulfilment/receipts.controller';
 import { Product } from './shop/product.entity';
 import { StockController } from './shop/stock.controller';
 
@@ -24,8 +29,8 @@ export class AppModule {
         TypeOrmModule.forRoot({
           ...database.options,
           type: 'postgres',
-          entities: [Product, Order, Payment, WebhookEvent, Subscription, ...idempotencyEntities],
-          migrations: [CreateShop1763900000100, CreateWebhookTables1763900000200, ...idempotencyMigrations],
+          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, ...idempotencyEntities],
+          migrations: [CreateShop1763900000100, CreateWebhookTables1763900000200, CreateReceipts1763900000300, ...idempotencyMigrations],
           migrationsRun: true,
           synchronize: false,
         }),
@@ -37,9 +42,12 @@ export class AppModule {
             github: { secret: WEBHOOK_SECRETS.github },
             'standard-webhooks': { secret: WEBHOOK_SECRETS.standard },
           },
+          // Jobs lost by a Redis that keeps nothing on disk are sent again; the worker's runJob makes that safe.
+          outbox: { connection: REDIS_URL, prefix: QUEUE_PREFIX, redeliverAfter: '1m' },
         }),
       ],
-      controllers: [OrdersController, PaymentsController, StockController, WebhooksController],
+      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController],
+      providers: [FulfilmentWorker],
     };
   }
 }

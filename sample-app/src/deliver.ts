@@ -35,6 +35,16 @@ async function main(): Promise<void> {
   await show('stripe payment_intent.succeeded, 20 at once', Array.from({ length: 20 }, () => post(...payment)));
   await show('  ...and its retry', post(...payment));
 
+  const session = `cs_${randomUUID().slice(0, 8)}`;
+  const checkout = stripe({
+    id: `evt_${randomUUID()}`,
+    type: 'checkout.session.completed',
+    created: now,
+    data: { object: { id: session, object: 'checkout.session', metadata: { sku: 'gizmo', quantity: '1' } } },
+  });
+  await show(`stripe checkout.session.completed ${session}, 20 at once`, Array.from({ length: 20 }, () => post(...checkout)));
+  await show('  ...and its retry', post(...checkout));
+
   const subscription = `sub_${randomUUID().slice(0, 8)}`;
   const update = (created: number, status: string) =>
     stripe({ id: `evt_${randomUUID()}`, type: 'customer.subscription.updated', created, data: { object: { id: subscription, object: 'subscription', status } } });
@@ -62,9 +72,19 @@ async function main(): Promise<void> {
   };
   await show('standard webhooks invoice.paid, twice', [standard(), standard()]);
 
+  // Fulfilment runs in the background: the outbox relay hands the job to BullMQ, the worker writes the receipt.
+  let receipts: Array<{ sessionId: string; status: string }> = [];
+  for (let attempt = 0; attempt < 50 && receipts.length === 0; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    receipts = ((await (await fetch(`${base}/receipts`)).json()) as typeof receipts).filter((receipt) => receipt.sessionId === session);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500)); // a second receipt would show by now
+  receipts = ((await (await fetch(`${base}/receipts`)).json()) as typeof receipts).filter((receipt) => receipt.sessionId === session);
+  console.log(`\nGET /receipts: ${receipts.length} receipt for ${session} (${receipts.map((receipt) => receipt.status).join(', ') || 'none yet: is Redis running?'})`);
+
   const events = (await (await fetch(`${base}/webhooks/events`)).json()) as Array<{ provider: string; type: string }>;
   const subscriptions = (await (await fetch(`${base}/webhooks/subscriptions`)).json()) as Array<{ id: string; status: string }>;
-  console.log(`\nGET /webhooks/events: ${events.length} events applied in all; ${subscription} is ${subscriptions.find((s) => s.id === subscription)?.status}`);
+  console.log(`GET /webhooks/events: ${events.length} events applied in all; ${subscription} is ${subscriptions.find((s) => s.id === subscription)?.status}`);
 }
 
 main().catch((error: unknown) => {

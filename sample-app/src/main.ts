@@ -4,11 +4,13 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { chooseDatabase } from './database';
 import { defaultedSecrets } from './webhooks/webhook-secrets';
+import { REDIS_URL } from './fulfilment/fulfilment';
 
 async function bootstrap(): Promise<void> {
   const logger = new Logger('SampleApp');
   const database = await chooseDatabase();
   logger.log(`Database: ${database.description}`);
+  logger.log(`Queues: BullMQ on Redis at ${REDIS_URL} (REDIS_URL)`);
   // Webhook signatures are checked on the body's bytes as sent.
   const app = await NestFactory.create(AppModule.forDatabase(database), { rawBody: true });
   app.enableShutdownHooks();

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { type ChildApp, startCompiled } from '../support/child-app';
 import { DATABASE_URL, sql } from '../support/database';
 import { burst, send } from '../support/http';
+import { uniquePrefix } from '../support/redis';
 import { githubDelivery, standardDelivery, stripeDelivery } from '../support/webhook-signing';
 
 async function freePort(): Promise<number> {
@@ -30,7 +31,11 @@ describe.each([
     } else {
       url.port = String(await freePort()); // nothing answers there
     }
-    shop = await startCompiled('dist/sample-app/src/main.js', { DATABASE_URL: url.toString(), PORT: String(await freePort()) }, /listening on http:\/\/[^:]+:(\d+)/);
+    shop = await startCompiled(
+      'dist/sample-app/src/main.js',
+      { DATABASE_URL: url.toString(), PORT: String(await freePort()), QUEUE_PREFIX: uniquePrefix('shop') },
+      /listening on http:\/\/[^:]+:(\d+)/,
+    );
   }, 60_000);
   afterAll(async () => {
     await shop?.kill();
@@ -114,5 +119,7 @@ describe.each([
     expect(output).toMatch(/older, arrives late\)\s+200 idempotent-skipped: stale-event/);
     expect(output).toMatch(/wrong secret\s+400/);
     expect(output).toMatch(/is past_due/);
+    expect(output).toMatch(/checkout.session.completed cs_\w+, 20 at once\s+200, 19 x 200 idempotent-replayed: true\n/);
+    expect(output).toMatch(/GET \/receipts: 1 receipt for cs_\w+ \(shipped\)/);
   });
 });

@@ -148,6 +148,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
   async onApplicationBootstrap(): Promise<void> {
     try {
       await this.coordinator.store.find('', '');
+      if (this.options.outbox) await this.outbox.assertTable();
     } catch (error) {
       if (error instanceof IdempotencyConfigurationError) throw error;
       this.logger.warn(`The idempotency store is not reachable yet: ${(error as Error).message}`);

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Idempotent, IdempotentTransaction, VerifyWebhook } from 'nestjs-idempotency';
+import { Idempotent, IdempotentTransaction, JobOutbox, VerifyWebhook } from 'nestjs-idempotency';
+import { FULFILMENT_QUEUE, type FulfilOrder } from '../fulfilment/fulfilment';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Order } from '../shop/order.entity';
 import { Payment } from '../shop/payment.entity';
@@ -12,7 +13,7 @@ export interface StripeEvent {
   id: string;
   type: string;
   created: number;
-  data: { object: { id: string; object: string; status?: string; amount?: number; metadata?: { orderId?: string } } };
+  data: { object: { id: string; object: string; status?: string; amount?: number; metadata?: { orderId?: string; sku?: string; quantity?: string } } };
 }
 
 /**
@@ -21,10 +22,14 @@ export interface StripeEvent {
  */
 @Controller('webhooks')
 export class WebhooksController {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly outbox: JobOutbox,
+  ) {}
 
   /**
-   * Payments mark their order paid; subscription events set the subscription's status, newest event
+   * Payments mark their order paid; completed checkouts are handed to the fulfilment queue (through the
+   * outbox, in this transaction); subscription events set the subscription's status, newest event
    * first: an older `customer.subscription.updated` arriving late is skipped.
    */
   @Post('stripe')
@@ -46,6 +51,9 @@ export class WebhooksController {
       const order = await em.findOneBy(Order, { id: Number(object.metadata?.orderId) || 0 });
       await em.insert(Payment, { eventId: event.id, type: event.type, orderId: order?.id ?? null, amount: object.amount ?? 0 });
       if (order) await em.update(Order, { id: order.id }, { paid: true });
+    } else if (event.type === 'checkout.session.completed') {
+      const order: FulfilOrder = { sessionId: object.id, sku: object.metadata?.sku ?? 'widget', quantity: Number(object.metadata?.quantity) || 1 };
+      await this.outbox.enqueue(em, { queue: FULFILMENT_QUEUE, name: 'fulfil-order', data: order, options: { attempts: 5, backoff: { type: 'exponential', delay: 1000 } } });
     } else if (object.object === 'subscription' && object.status) {
       await em.upsert(Subscription, { id: object.id, status: object.status, eventCreated: String(event.created) }, ['id']);
     }

@@ -40,7 +40,7 @@ export class JobOutbox {
   private readonly committed = new WeakSet<QueryRunner>();
   private wake: () => void = () => undefined;
 
-  constructor(@Inject(OUTBOX_DATA_SOURCE) dataSource: DataSource) {
+  constructor(@Inject(OUTBOX_DATA_SOURCE) private readonly dataSource: DataSource) {
     this.table = qualifiedTableName(dataSource, IDEMPOTENCY_OUTBOX_TABLE);
     // Told when a transaction that enqueued commits, so that this process's relay sends at once.
     dataSource.subscribers.push({
@@ -77,6 +77,21 @@ export class JobOutbox {
   /** Marks the outbox row of a job processed, in the consumer's transaction (see `IdempotencyService.runJob`). */
   async markProcessed(manager: EntityManager, jobId: string): Promise<void> {
     await manager.query(`UPDATE ${this.table} SET processed_at = clock_timestamp() WHERE job_id = $1 AND processed_at IS NULL`, [jobId]);
+  }
+
+  /** Throws, with the fix, when the outbox table is missing. */
+  async assertTable(): Promise<void> {
+    try {
+      await this.dataSource.query(`SELECT 1 FROM ${this.table} LIMIT 0`);
+    } catch (error) {
+      const code = (error as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (error as { code?: string }).code;
+      if (code !== '42P01') throw error;
+      throw new IdempotencyConfigurationError(
+        `The outbox table ${IDEMPOTENCY_OUTBOX_TABLE} is missing. Add ...idempotencyMigrations to the DataSource migrations and ` +
+          'run them, or ...idempotencyEntities with synchronize: true.',
+        { cause: error },
+      );
+    }
   }
 
   /** The relay of this process, woken when a transaction that enqueued commits. */
