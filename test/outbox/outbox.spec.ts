@@ -77,6 +77,22 @@ describe('the transactional outbox to BullMQ', () => {
     expect(await jobsInQueue()).toBe(200);
   });
 
+  it('sets aside a job BullMQ refuses, with its error, and sends the others', async () => {
+    const app = await start();
+    worker(app);
+    const [bad, good] = [randomUUID(), randomUUID()];
+    await send(app.url, '/outbox/events', { key: bad, body: { label: bad, badOption: true } });
+    await send(app.url, '/outbox/events', { key: good, body: { label: good } });
+    await eventually('the good job ran', async () => (await app.effects(`fulfil:${good}`)) === 1);
+    const [row] = await sql<{ failed: boolean; last_error: string; sent: boolean }>(
+      `SELECT failed_at IS NOT NULL AS failed, last_error, sent_at IS NOT NULL AS sent FROM "${schema}".idempotency_outbox WHERE data->>'label' = $1`,
+      [bad],
+    );
+    expect(row).toMatchObject({ failed: true, sent: false });
+    expect(row.last_error).toMatch(/priority/i);
+    expect(await app.effects(`fulfil:${bad}`)).toBe(0);
+  });
+
   it('refuses to enqueue outside a transaction', async () => {
     const app = await start({ relay: false });
     expect((await send(app.url, '/outbox/outside', { body: { label: 'x' } })).status).toBe(500);
@@ -100,7 +116,7 @@ describe('the transactional outbox to BullMQ', () => {
   it('keeps rows while Redis is down, sends them when it returns, and re-sends jobs a restart lost', async () => {
     const redis = await OwnRedis.start();
     try {
-      const app = await start({ redeliverAfter: '2s' }, redis.url);
+      const app = await start({ redeliverAfter: '2s', sendTimeout: '1s' }, redis.url);
       worker(app, redis.url);
       const before = Array.from({ length: 20 }, () => randomUUID());
       await Promise.all(before.map((label) => send(app.url, '/outbox/events', { key: label, body: { label } })));

@@ -17,9 +17,10 @@ export class OutboxController {
 
   @Post('events') @HttpCode(200)
   @Idempotent({ transaction: true, waitTimeout: '20s' })
-  async event(@Body() body: { label: string; removeOnComplete?: boolean }, @IdempotentTransaction() em: EntityManager) {
+  async event(@Body() body: { label: string; removeOnComplete?: boolean; badOption?: boolean }, @IdempotentTransaction() em: EntityManager) {
     await em.insert(Effect, { label: `order:${body.label}` });
-    const options = body.removeOnComplete ? { removeOnComplete: true } : {};
+    // A priority BullMQ refuses (not a whole number): the job can never be added.
+    const options = { ...(body.removeOnComplete ? { removeOnComplete: true } : {}), ...(body.badOption ? { priority: 1.5 } : {}) };
     const jobId = await this.outbox.enqueue(em, { queue: FULFILMENT_QUEUE, name: 'fulfil', data: { label: body.label }, options });
     return { jobId };
   }

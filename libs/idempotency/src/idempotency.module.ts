@@ -72,6 +72,7 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
     ],
     // The options are exported for the guard of @VerifyWebhook(), which Nest builds in the controller's module.
-    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, OutboxRelay],
+    // OutboxRelay stays private: it is null where this process does not relay.
+    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox],
   };
 }

@@ -99,14 +99,17 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * new Worker('fulfilment', (job) => idempotency.runJob(job, (em) => fulfil(em, job.data)), { connection });
    */
   async runJob<T>(
-    job: { id?: string; queueName: string },
+    job: { id?: string; queueName: string; timestamp?: number },
     fn: (manager: EntityManager) => T | Promise<T>,
     options: Omit<RunOptions, 'transaction' | 'scope'> = {},
   ): Promise<T> {
     const jobId = job.id;
     if (!jobId) throw new IdempotencyConfigurationError('runJob() needs a job with an id, as BullMQ gives every job it delivers.');
+    // BullMQ's own ids are a counter that starts again at 1 when Redis loses its data: with the job's
+    // creation time they stay unique. Custom ids (the outbox's) are the identity of the work itself.
+    const key = /^\d+$/.test(jobId) ? `${jobId}@${job.timestamp ?? 0}` : jobId;
     return this.run(
-      jobId,
+      key,
       async (manager) => {
         const result = await fn(manager);
         if (this.options.outbox) await this.outbox.markProcessed(manager, jobId);

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { qualifiedTableName } from '../storage/table-name';
@@ -35,22 +35,33 @@ export const OUTBOX_DATA_SOURCE = Symbol('nestjs-idempotency:outbox-data-source'
  * }
  */
 @Injectable()
-export class JobOutbox {
+export class JobOutbox implements OnModuleDestroy {
   private readonly table: string;
-  private readonly committed = new WeakSet<QueryRunner>();
+  private readonly enqueued = new WeakSet<QueryRunner>();
   private wake: () => void = () => undefined;
+  /**
+   * Told when a transaction that enqueued ends, so that this process's relay sends at once. TypeORM also
+   * reports the release of a savepoint as a commit: only the outermost one (no transaction left) counts.
+   */
+  private readonly subscriber = {
+    afterTransactionCommit: ({ queryRunner }: { queryRunner: QueryRunner }) => {
+      if (queryRunner.isTransactionActive || !this.enqueued.has(queryRunner)) return;
+      this.enqueued.delete(queryRunner);
+      this.wake();
+    },
+    afterTransactionRollback: ({ queryRunner }: { queryRunner: QueryRunner }) => {
+      if (!queryRunner.isTransactionActive) this.enqueued.delete(queryRunner);
+    },
+  };
 
   constructor(@Inject(OUTBOX_DATA_SOURCE) private readonly dataSource: DataSource) {
     this.table = qualifiedTableName(dataSource, IDEMPOTENCY_OUTBOX_TABLE);
-    // Told when a transaction that enqueued commits, so that this process's relay sends at once.
-    dataSource.subscribers.push({
-      afterTransactionCommit: (event: { queryRunner: QueryRunner }) => {
-        if (this.committed.has(event.queryRunner)) {
-          this.committed.delete(event.queryRunner);
-          this.wake();
-        }
-      },
-    });
+    dataSource.subscribers.push(this.subscriber);
+  }
+
+  onModuleDestroy(): void {
+    const index = this.dataSource.subscribers.indexOf(this.subscriber);
+    if (index >= 0) this.dataSource.subscribers.splice(index, 1);
   }
 
   /** Returns the BullMQ job id. */
@@ -70,7 +81,7 @@ export class JobOutbox {
        RETURNING job_id`,
       [job.queue, job.name, JSON.stringify(job.data ?? null), JSON.stringify(job.options ?? {}), job.jobId ?? null],
     )) as Array<{ job_id: string }>;
-    this.committed.add(runner);
+    this.enqueued.add(runner);
     return row?.job_id ?? (job.jobId as string);
   }
 
@@ -101,11 +112,11 @@ export class JobOutbox {
 }
 
 function assertJob(job: OutboxJob): void {
-  if (typeof job.queue !== 'string' || job.queue === '' || typeof job.name !== 'string' || job.name === '') {
-    throw new IdempotencyConfigurationError('JobOutbox.enqueue() needs a queue and a name.');
+  if (typeof job.queue !== 'string' || job.queue === '' || job.queue.includes(':') || typeof job.name !== 'string' || job.name === '') {
+    throw new IdempotencyConfigurationError('JobOutbox.enqueue() needs a queue name (without ":") and a job name.');
   }
-  // BullMQ's own rules for custom ids.
-  if (job.jobId !== undefined && (job.jobId === '' || /^\d+$/.test(job.jobId) || job.jobId.includes(':'))) {
+  // BullMQ's own rules for custom ids: checked here, since a job BullMQ refuses would only fail at the relay.
+  if (job.jobId !== undefined && (job.jobId === '' || `${Number.parseInt(job.jobId, 10)}` === job.jobId || job.jobId.includes(':'))) {
     throw new IdempotencyConfigurationError(`JobOutbox.enqueue(): jobId ${JSON.stringify(job.jobId)} must not be empty, a whole number, or contain ':'.`);
   }
   if (job.options && 'jobId' in job.options) throw new IdempotencyConfigurationError('JobOutbox.enqueue(): give jobId beside options, not in them.');

@@ -7,7 +7,8 @@ export const IDEMPOTENCY_OUTBOX_TABLE = 'idempotency_outbox';
  * relay sends unsent rows and marks them sent; an idempotent consumer marks them processed.
  */
 @Entity({ name: IDEMPOTENCY_OUTBOX_TABLE })
-@Index('idempotency_outbox_unsent_idx', ['id'], { where: '"sent_at" IS NULL' })
+@Index('idempotency_outbox_unsent_idx', ['id'], { where: '"sent_at" IS NULL AND "failed_at" IS NULL' })
+@Index('idempotency_outbox_unprocessed_idx', ['sentAt'], { where: '"processed_at" IS NULL AND "sent_at" IS NOT NULL' })
 @Index('idempotency_outbox_sent_at_idx', ['sentAt'])
 export class OutboxMessage {
   @PrimaryGeneratedColumn({ type: 'bigint', primaryKeyConstraintName: 'PK_idempotency_outbox' })
@@ -43,4 +44,11 @@ export class OutboxMessage {
 
   @Column({ name: 'processed_at', type: 'timestamptz', nullable: true })
   processedAt!: Date | null;
+
+  /** Set when BullMQ refused the job for what it is (a bad option); such a row is no longer sent. */
+  @Column({ name: 'failed_at', type: 'timestamptz', nullable: true })
+  failedAt!: Date | null;
+
+  @Column({ name: 'last_error', type: 'text', nullable: true })
+  lastError!: string | null;
 }

@@ -20,7 +20,10 @@ interface BullMqModule {
 
 /** What the relay uses of an ioredis client. */
 interface RedisClient {
+  readonly status: string;
   on(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'ready', listener: () => void): unknown;
+  off(event: 'ready', listener: () => void): unknown;
   disconnect(): void;
 }
 
@@ -65,7 +68,7 @@ export class OutboxRelay {
   private readonly queues = new Map<string, BullQueue>();
   private redis?: Promise<RedisClient>;
   private running = false;
-  private readonly stopping = new AbortController();
+  private stopping = new AbortController();
   private loop?: Promise<void>;
   private wakeUp?: () => void;
   private woken = false;
@@ -93,6 +96,7 @@ export class OutboxRelay {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stopping = new AbortController();
     this.loop = this.run();
   }
 
@@ -120,17 +124,25 @@ export class OutboxRelay {
    * processed); returns how many it sent. Throws when Redis or PostgreSQL fails: the rows stay unsent.
    */
   async relayOnce(): Promise<number> {
+    // Redis first, so that no transaction (and no row lock) waits on a connection that is not there.
+    await this.redisReady();
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
       await runner.startTransaction('READ COMMITTED');
       const rows = await this.lockBatch(runner);
       if (rows.length > 0) {
-        await this.send(rows);
-        await this.afterSend(rows.map((row) => row.job_id));
+        const refused = await this.send(rows);
+        const sent = rows.filter((row) => !refused.has(row.id));
+        await this.afterSend(sent.map((row) => row.job_id));
         await runner.query(`UPDATE ${this.table} SET sent_at = clock_timestamp(), sends = sends + 1 WHERE id = ANY($1::bigint[])`, [
-          rows.map((row) => row.id),
+          sent.map((row) => row.id),
         ]);
+        for (const [id, error] of refused) {
+          // A job BullMQ will never take (a bad option): parked with its error, so that it cannot block the rest.
+          await runner.query(`UPDATE ${this.table} SET failed_at = clock_timestamp(), last_error = $2 WHERE id = $1`, [id, error]);
+          this.logger.error(`Outbox row ${id} was refused by BullMQ and set aside (failed_at): ${error}`);
+        }
       }
       await runner.commitTransaction();
       return rows.length;
@@ -142,9 +154,8 @@ export class OutboxRelay {
     }
   }
 
-  /** Deletes sent rows past their retention (with `redeliverAfter`: only processed ones), in batches. */
+  /** Deletes rows sent more than `retention` ago, processed or not, in batches. */
   async cleanUp(): Promise<number> {
-    const unprocessedStay = this.options.redeliverAfterMs === null ? '' : 'AND processed_at IS NOT NULL';
     const runner = this.dataSource.createQueryRunner();
     let deleted = 0;
     try {
@@ -152,7 +163,7 @@ export class OutboxRelay {
         const result = await runner.query(
           `DELETE FROM ${this.table} WHERE id IN (
              SELECT id FROM ${this.table}
-             WHERE sent_at < clock_timestamp() - $1::float8 * interval '1 millisecond' ${unprocessedStay}
+             WHERE sent_at < now() - $1::float8 * interval '1 millisecond'
              ORDER BY sent_at LIMIT 1000 FOR UPDATE SKIP LOCKED)`,
           [this.options.retentionMs],
           true,
@@ -173,41 +184,67 @@ export class OutboxRelay {
 
   private async lockBatch(runner: QueryRunner): Promise<OutboxRow[]> {
     const columns = 'id, queue, name, data, options, job_id';
+    // now(), not clock_timestamp(): a stable value lets PostgreSQL bound the index scans (the transaction has just begun).
     const unsent = (await runner.query(
-      `SELECT ${columns} FROM ${this.table} WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      `SELECT ${columns} FROM ${this.table} WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
       [this.options.batchSize],
     )) as OutboxRow[];
     const room = this.options.batchSize - unsent.length;
     if (room === 0 || this.options.redeliverAfterMs === null) return unsent;
     const lost = (await runner.query(
       `SELECT ${columns} FROM ${this.table}
-       WHERE processed_at IS NULL AND sent_at < clock_timestamp() - $2::float8 * interval '1 millisecond'
+       WHERE processed_at IS NULL AND sent_at IS NOT NULL AND sent_at < now() - $2::float8 * interval '1 millisecond' AND sends < $3
        ORDER BY sent_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      [room, this.options.redeliverAfterMs],
+      [room, this.options.redeliverAfterMs, this.options.maxSends],
     )) as OutboxRow[];
     return [...unsent, ...lost];
   }
 
-  private async send(rows: OutboxRow[]): Promise<void> {
+  /**
+   * Hands the rows to BullMQ, one `addBulk` per queue. Returns the rows BullMQ refused for what they are
+   * (it checks every job before adding any, so one bad job would fail its whole batch): those are found
+   * by sending that queue's rows one at a time. Throws while Redis is unreachable.
+   */
+  private async send(rows: OutboxRow[]): Promise<Map<string, string>> {
+    const client = await this.connection();
+    if (client.status !== 'ready') throw new Error(`Redis is not connected (${client.status}).`);
     const byQueue = new Map<string, OutboxRow[]>();
     for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
-    const sends = Promise.all(
-      [...byQueue].map(async ([name, queued]) =>
-        (await this.queue(name)).addBulk(queued.map((row) => ({ name: row.name, data: row.data, opts: { ...row.options, jobId: row.job_id } }))),
+    const refused = new Map<string, string>();
+    await this.withinTimeout(
+      Promise.all(
+        [...byQueue].map(async ([name, queued]) => {
+          const queue = await this.queue(name);
+          try {
+            await queue.addBulk(queued.map(toJob));
+          } catch (error) {
+            if (client.status !== 'ready') throw error;
+            for (const row of queued) {
+              await queue.addBulk([toJob(row)]).catch((rowError: Error) => {
+                if (client.status !== 'ready') throw rowError;
+                refused.set(row.id, rowError.message);
+              });
+            }
+          }
+        }),
       ),
     );
+    return refused;
+  }
+
+  private async withinTimeout(work: Promise<unknown>): Promise<void> {
     const timeout = new AbortController();
     try {
       await Promise.race([
-        sends,
+        work,
         sleep(this.options.sendTimeoutMs, undefined, { signal: timeout.signal }).then(() => {
-          throw new Error(`Redis did not take the batch within ${this.options.sendTimeoutMs} ms.`);
+          throw new Error(`Redis did not answer within ${this.options.sendTimeoutMs} ms.`);
         }),
       ]);
     } finally {
       timeout.abort();
       // A send that lost the race may still fail later; it is reported by the race, not again.
-      sends.catch(() => undefined);
+      work.catch(() => undefined);
     }
   }
 
@@ -223,12 +260,25 @@ export class OutboxRelay {
     return queue;
   }
 
+  private async redisReady(): Promise<void> {
+    const client = await this.connection();
+    if (client.status === 'ready') return;
+    let onReady!: () => void;
+    const ready = new Promise<void>((resolve) => client.once('ready', (onReady = resolve)));
+    try {
+      await this.withinTimeout(ready);
+    } finally {
+      client.off('ready', onReady);
+    }
+  }
+
   /** One connection for all the relay's queues. */
   private connection(): Promise<RedisClient> {
     this.redis ??= loadOptionalPeer<IoRedisModule>('ioredis', 'The outbox relay').then(({ default: Redis }) => {
       const { url, ...options } = this.options.connection;
-      // Fail fast while Redis is down, instead of queueing commands in memory: the rows wait in the table.
-      const settings = { ...options, enableOfflineQueue: false, maxRetriesPerRequest: null };
+      // Fail fast while Redis is down, and never replay a command after a reconnect: the rows wait in the table,
+      // and a stale add replayed late could re-create a job that already ran and was removed.
+      const settings = { ...options, enableOfflineQueue: false, maxRetriesPerRequest: 0 };
       const client = url ? new Redis(url, settings) : new Redis(settings);
       client.on('error', () => undefined);
       return client;
@@ -275,3 +325,7 @@ export class OutboxRelay {
   }
 }
 
+
+function toJob(row: OutboxRow): { name: string; data: unknown; opts: Record<string, unknown> } {
+  return { name: row.name, data: row.data, opts: { ...row.options, jobId: row.job_id } };
+}

@@ -10,6 +10,7 @@ describe('resolveOutboxOptions', () => {
       batchSize: 100,
       retentionMs: 24 * 3600_000,
       redeliverAfterMs: null,
+      maxSends: 5,
       sendTimeoutMs: 5000,
       prefix: undefined,
     });
@@ -25,6 +26,8 @@ describe('resolveOutboxOptions', () => {
     [{ connection: 'not a url' }, /not a redis:\/\/ URL/],
     [{ connection: 'redis://x', batchSize: 0 }, /batchSize/],
     [{ connection: 'redis://x', pollInterval: 'soon' }, /pollInterval/],
+    [{ connection: 'redis://x', redeliverAfter: '2s', sendTimeout: '5s' }, /longer than sendTimeout/],
+    [{ connection: 'redis://x', maxSends: 0 }, /maxSends/],
   ])('refuses %p with a message that says the fix', (options, message) => {
     expect(() => resolveOutboxOptions(options)).toThrow(IdempotencyConfigurationError);
     expect(() => resolveOutboxOptions(options)).toThrow(message);

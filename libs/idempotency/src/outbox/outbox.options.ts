@@ -29,7 +29,7 @@ export interface OutboxOptions {
   pollInterval?: Duration;
   /** Rows sent per batch (one `addBulk` per queue). Default 100. */
   batchSize?: number;
-  /** How long a sent row is kept before it is deleted. Default `'24h'`. */
+  /** How long a sent row is kept before it is deleted, processed or not. Default `'24h'`. */
   retention?: Duration;
   /**
    * Sends a row again when no `IdempotencyService.runJob()` consumer has marked it processed this long
@@ -37,6 +37,8 @@ export interface OutboxOptions {
    * only when every consumer of the outbox's queues uses `runJob()`.
    */
   redeliverAfter?: Duration;
+  /** With `redeliverAfter`: how many times a row is sent at most, the first send included. Default 5. */
+  maxSends?: number;
   /** The longest a send to Redis may take before the batch is given up and retried. Default `'5s'`. */
   sendTimeout?: Duration;
   /** BullMQ's key prefix. Default BullMQ's (`bull`). */
@@ -50,6 +52,7 @@ export interface ResolvedOutboxOptions {
   batchSize: number;
   retentionMs: number;
   redeliverAfterMs: number | null;
+  maxSends: number;
   sendTimeoutMs: number;
   prefix?: string;
 }
@@ -58,14 +61,22 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   const where = 'IdempotencyModule outbox';
   const batchSize = options.batchSize ?? 100;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyConfigurationError(`${where}: batchSize must be a positive whole number.`);
+  const maxSends = options.maxSends ?? 5;
+  if (!Number.isInteger(maxSends) || maxSends < 1) throw new IdempotencyConfigurationError(`${where}: maxSends must be a positive whole number.`);
+  const sendTimeoutMs = toMilliseconds(options.sendTimeout ?? '5s', `${where}: sendTimeout`);
+  const redeliverAfterMs = options.redeliverAfter === undefined ? null : toMilliseconds(options.redeliverAfter, `${where}: redeliverAfter`);
+  if (redeliverAfterMs !== null && redeliverAfterMs <= sendTimeoutMs) {
+    throw new IdempotencyConfigurationError(`${where}: redeliverAfter must be longer than sendTimeout (${sendTimeoutMs} ms), or a row would be re-sent while its send may still land.`);
+  }
   return {
     connection: typeof options.connection === 'string' ? fromUrl(options.connection, where) : options.connection,
     relay: options.relay ?? true,
     pollIntervalMs: Math.max(10, toMilliseconds(options.pollInterval ?? '500ms', `${where}: pollInterval`)),
     batchSize,
     retentionMs: toMilliseconds(options.retention ?? '24h', `${where}: retention`),
-    redeliverAfterMs: options.redeliverAfter === undefined ? null : toMilliseconds(options.redeliverAfter, `${where}: redeliverAfter`),
-    sendTimeoutMs: toMilliseconds(options.sendTimeout ?? '5s', `${where}: sendTimeout`),
+    redeliverAfterMs,
+    maxSends,
+    sendTimeoutMs,
     prefix: options.prefix,
   };
 }
