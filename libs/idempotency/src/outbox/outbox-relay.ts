@@ -147,6 +147,7 @@ export class OutboxRelay {
       await runner.commitTransaction();
       return rows.length;
     } catch (error) {
+      // The failure that matters is the one rethrown; a rollback on a broken connection adds nothing to it.
       if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
       throw error;
     } finally {
