@@ -1,4 +1,6 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomUUID, sign } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { PAYPAL, PAYPAL_CERT_URL } from './paypal-certificate';
 import { sign as signGithub } from '@octokit/webhooks-methods';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import Stripe from 'stripe';
@@ -110,6 +112,24 @@ export function handSignedDelivery(provider: string, secret: string, id: string,
     case 'linear': {
       const body = json({ action: 'update', type: 'Issue', webhookId: 'wh_1', webhookTimestamp: ts * 1000, createdAt: '2026-11-23T10:00:00.000Z', data: { id, updatedAt: '2026-11-23T10:00:00.000Z' } });
       return { body, headers: { 'content-type': 'application/json', 'linear-signature': hmac('sha256', secret, body).digest('hex') } };
+    }
+    case 'paypal': {
+      // The "secret" is the webhook id; PayPal signs with its certificate's key.
+      const body = json({ id, event_type: 'PAYMENT.CAPTURE.COMPLETED', resource: { id: 'CAP-1' } });
+      const transmission = randomUUID();
+      const time = new Date(ts * 1000).toISOString();
+      const signature = sign('sha256', Buffer.from(`${transmission}|${time}|${secret}|${crc32(body)}`), PAYPAL.key).toString('base64');
+      return {
+        body,
+        headers: {
+          'content-type': 'application/json',
+          'paypal-transmission-id': transmission,
+          'paypal-transmission-time': time,
+          'paypal-transmission-sig': signature,
+          'paypal-cert-url': PAYPAL_CERT_URL,
+          'paypal-auth-algo': 'SHA256withRSA',
+        },
+      };
     }
     default:
       throw new Error(`no signer for ${provider}`);

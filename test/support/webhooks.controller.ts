@@ -4,6 +4,7 @@ import { Column, DataSource, Entity, type EntityManager, PrimaryColumn } from 't
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Idempotent, IdempotencyService, IdempotentTransaction, VerifyWebhook, type WebhookProvider } from 'nestjs-idempotency';
 import { Effect } from './effects.controller';
+import { PAYPAL, PAYPAL_CERT_URL } from './paypal-certificate';
 
 /** The secrets the suites sign with: the current one, and the one being rotated out. */
 export const SECRETS = {
@@ -103,7 +104,15 @@ function providerController(provider: WebhookProvider, key: Parameters<typeof Id
     constructor(@InjectDataSource() readonly dataSource: DataSource) {}
 
     @Post(provider) @HttpCode(200)
-    @VerifyWebhook(provider, { secret: secrets, url: (req: { url: string }) => `${PUBLIC_URL}${req.url}` })
+    @VerifyWebhook(provider, {
+      secret: secrets,
+      url: (req: { url: string }) => `${PUBLIC_URL}${req.url}`,
+      // PayPal's certificate, as if fetched from PayPal; any other URL fails like an unreachable host.
+      certificate: async (url) => {
+        if (url !== PAYPAL_CERT_URL) throw new Error(`no certificate at ${url}`);
+        return PAYPAL.certificate;
+      },
+    })
     @Idempotent(key)
     async handle(@Body() body: DeliveryBody) {
       if (body.delay) await sleep(body.delay);
@@ -115,7 +124,7 @@ function providerController(provider: WebhookProvider, key: Parameters<typeof Id
   return ProviderController;
 }
 
-export const HAND_CHECKED_PROVIDERS = ['svix', 'shopify', 'paddle', 'slack', 'square', 'gitlab', 'twilio', 'linear'] as const;
+export const HAND_CHECKED_PROVIDERS = ['svix', 'shopify', 'paddle', 'slack', 'square', 'gitlab', 'twilio', 'linear', 'paypal'] as const;
 export const providerControllers = HAND_CHECKED_PROVIDERS.map((provider) => providerController(provider, { key: provider }));
 
 export interface BatchItem {

@@ -118,14 +118,22 @@ describe.each(PLATFORMS)('webhook signatures, checked before the claim (%s)', (p
 
     it('refuses a delivery without its signature', async () => {
       const { body, headers } = handSignedDelivery(provider, SECRETS.current, `ev-${randomUUID()}`);
-      const unsigned = Object.fromEntries(Object.entries(headers).filter(([name]) => !/signature|hmac|token$/.test(name)));
+      const unsigned = Object.fromEntries(Object.entries(headers).filter(([name]) => !/signature|hmac|token$|sig$/.test(name)));
       const answer = await send(app.url, path, { body, headers: unsigned });
       expect(answer.status).toBe(400);
       expect(answer.json()).toMatchObject({ code: 'WEBHOOK_SIGNATURE_INVALID' });
     });
   });
 
-  it.each(['svix', 'paddle', 'slack', 'linear'])('refuses a %s delivery signed 10 minutes ago', async (provider) => {
+  it('refuses a PayPal delivery whose certificate is not on a PayPal host', async () => {
+    const delivery = handSignedDelivery('paypal', SECRETS.current, `WH-${randomUUID()}`);
+    for (const certUrl of ['https://evil.example.com/cert.pem', 'http://api.paypal.com/v1/certs/x', 'https://api.paypal.com.evil.io/c']) {
+      const answer = await deliver('/hooks/paypal', { ...delivery, headers: { ...delivery.headers, 'paypal-cert-url': certUrl } });
+      expect(answer.status).toBe(400);
+    }
+  });
+
+  it.each(['svix', 'paddle', 'slack', 'linear', 'paypal'])('refuses a %s delivery signed 10 minutes ago', async (provider) => {
     const answer = await deliver(`/hooks/${provider}`, handSignedDelivery(provider, SECRETS.current, `ev-${randomUUID()}`, { age: 600 }));
     expect(answer.status).toBe(400);
   });

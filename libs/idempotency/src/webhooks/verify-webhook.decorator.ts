@@ -14,12 +14,14 @@ export type WebhookSecret = string | readonly string[] | (() => string | readonl
  * `webhooks` in `IdempotencyModule.forRoot()` (the decorator's options win).
  */
 export interface VerifyWebhookOptions<TRequest = IdempotencyRequest> {
-  /** The signing secret(s). GitLab: the secret token; Twilio: the auth token; Standard Webhooks and Svix: `whsec_...`. */
+  /** The signing secret(s). GitLab: the secret token; Twilio: the auth token; Standard Webhooks and Svix: `whsec_...`; PayPal: the webhook id. */
   secret?: WebhookSecret;
   /** The largest accepted age of a signed timestamp (Stripe, Standard Webhooks, Svix, Paddle, Slack, Linear). Default `'5m'`. */
   tolerance?: Duration;
   /** Square and Twilio: the public URL the provider calls, which they sign. */
   url?: string | ((request: TRequest) => string);
+  /** PayPal: how its certificate is fetched (default `fetch`, once per URL). The secret is the webhook id. */
+  certificate?: (url: string) => Promise<string>;
 }
 
 export interface VerifyWebhookMetadata {

@@ -69,6 +69,7 @@ export class WebhookSignatureGuard implements CanActivate {
       secrets,
       toleranceSeconds: toleranceMs / 1000,
       url: typeof options.url === 'function' ? options.url(request) : options.url,
+      certificate: options.certificate,
     });
   }
 }
