@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createSchema, dropSchema, sql } from '../support/database';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'pg';
+import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 import { PLATFORMS, startApp, type TestApp } from '../support/harness';
 import { send } from '../support/http';
 
@@ -24,6 +26,28 @@ describe.each(PLATFORMS)('transaction mode on %s', (platform) => {
     expect(second.text).toBe(first.text);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(await t.effects(key)).toBe(1);
+  });
+
+  it("bounds each of the handler's own lock waits by the full waitTimeout, not what the claim left of it", async () => {
+    const key = randomUUID();
+    const holder = new Client({ connectionString: DATABASE_URL });
+    await holder.connect();
+    try {
+      // The handler's lock is held elsewhere for 2.5 s; waitTimeout is 2 s.
+      await holder.query('SELECT pg_advisory_lock(4242)');
+      const release = sleep(2500).then(() => holder.query('SELECT pg_advisory_unlock(4242)'));
+      // The first attempt fails after 1 s; its duplicate waited for it, then claims with about 1 s of waitTimeout left.
+      const [failed, retried] = await Promise.all([
+        send(t.url, '/t/tx-lock', { key, body: { label: key, ms: 1000 }, headers: { 'x-fail': '1' } }),
+        sleep(50).then(() => send(t.url, '/t/tx-lock', { key, body: { label: key } })),
+      ]);
+      await release;
+      expect(failed.status).toBe(500);
+      expect(retried.status).toBe(201);
+      expect(await t.effects(key)).toBe(1);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('rolls back the business writes and the claim when the handler fails', async () => {

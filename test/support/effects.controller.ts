@@ -6,6 +6,7 @@ import {
   UseGuards,
   Controller,
   HttpCode,
+  Headers,
   HttpException,
   Injectable,
   InternalServerErrorException,
@@ -114,6 +115,15 @@ export class EffectsController {
     const result = await this.effect(work, em);
     if (work.fail) throw new InternalServerErrorException('failed after writing');
     return result;
+  }
+
+  /** Takes advisory lock 4242 inside the claim's transaction; X-Fail: 1 fails (and rolls back) after `ms`. */
+  @Post('tx-lock') @Idempotent({ transaction: true, waitTimeout: '2s', fingerprint: false })
+  async txLock(@Body() work: Work, @Headers('x-fail') fail: string | undefined, @IdempotentTransaction() em: EntityManager) {
+    if (work.ms) await sleep(work.ms);
+    if (fail === '1') throw new InternalServerErrorException('failed on purpose');
+    await em.query('SELECT pg_advisory_xact_lock(4242)');
+    return this.effect({ label: work.label }, em);
   }
 
   @Post('tx-short') @Idempotent({ transaction: true, waitTimeout: '300ms' })

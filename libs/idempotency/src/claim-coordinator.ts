@@ -97,7 +97,7 @@ export class ClaimCoordinator {
         leave();
         return answered;
       }
-      const outcome = await store.claimInTransaction(request, deadline - Date.now(), request.maxLeaseMs);
+      const outcome = await store.claimInTransaction(request, deadline - Date.now(), request.maxLeaseMs, request.waitTimeoutMs);
       if (outcome.status !== 'claimed') {
         leave();
         return outcome;

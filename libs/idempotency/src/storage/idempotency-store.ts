@@ -116,7 +116,14 @@ export interface TransactionalIdempotencyStore extends IdempotencyStore {
   /**
    * Opens a transaction and claims (scope, key) in it, waiting at most `lockTimeoutMs` for a
    * concurrent holder of the row. A transaction left idle for `idleTimeoutMs` (a stuck handler) is
-   * ended by the database. Unless the outcome is `claimed`, the transaction is already closed.
+   * ended by the database. Each lock wait of the statements that follow the claim is bounded by
+   * `handlerLockTimeoutMs` (default `lockTimeoutMs`). Unless the outcome is `claimed`, the transaction
+   * is already closed.
    */
-  claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number): Promise<TransactionalClaimOutcome>;
+  claimInTransaction(
+    request: ClaimRequest,
+    lockTimeoutMs: number,
+    idleTimeoutMs: number,
+    handlerLockTimeoutMs?: number,
+  ): Promise<TransactionalClaimOutcome>;
 }

@@ -144,7 +144,12 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     }
   }
 
-  async claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number): Promise<TransactionalClaimOutcome> {
+  async claimInTransaction(
+    request: ClaimRequest,
+    lockTimeoutMs: number,
+    idleTimeoutMs: number,
+    handlerLockTimeoutMs = lockTimeoutMs,
+  ): Promise<TransactionalClaimOutcome> {
     const runner = this.dataSource.createQueryRunner();
     const deadline = Date.now() + lockTimeoutMs;
     await runner.connect();
@@ -161,6 +166,11 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
         await runner.commitTransaction();
         await runner.release();
         return outcome;
+      }
+      // The claim's lock_timeout is what was left of the wait; the handler's own lock waits get the whole of it
+      // again. Only a claim that waited pays this round trip.
+      if (handlerLockTimeoutMs - (deadline - Date.now()) > 20) {
+        await runner.query(`SELECT set_config('lock_timeout', $1, true)`, [milliseconds(handlerLockTimeoutMs)]);
       }
       return { ...outcome, claim: this.transactionalClaim(runner, outcome.ref) };
     } catch (error) {
