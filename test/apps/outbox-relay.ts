@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     prefix: process.env.PREFIX,
     pollInterval: '50ms',
-    ...(process.env.REDELIVER_AFTER ? { redeliverAfter: process.env.REDELIVER_AFTER, sendTimeout: '500ms' } : {}),
+    ...(process.env.REDELIVER_AFTER ? { redeliverAfter: process.env.REDELIVER_AFTER, sendTimeout: '500ms', maxSends: 100 } : {}),
   });
   relay.start();
   process.stdout.write('ready 0\n');

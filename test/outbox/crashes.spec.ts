@@ -120,7 +120,14 @@ describe('the outbox across crashes', () => {
       await faults;
       expect(answers.filter((answer) => answer.status >= 500)).toEqual([]);
 
-      await eventually('every event was fulfilled', async () => (await effectCounts(labels, 'fulfil')).every((count) => count >= 1), 60_000);
+      await eventually('every event was fulfilled', async () => (await effectCounts(labels, 'fulfil')).every((count) => count >= 1), 60_000).catch(
+        async (error: Error) => {
+          // Say where the missing ones are: unsent, set aside, or sent and never run.
+          const states = await sql(`SELECT sends, sent_at IS NOT NULL AS sent, failed_at IS NOT NULL AS failed, processed_at IS NOT NULL AS processed, last_error
+                                    FROM "${schema}".idempotency_outbox WHERE processed_at IS NULL`);
+          throw new Error(`${error.message}; unprocessed rows: ${JSON.stringify(states)}`);
+        },
+      );
       await sleep(1500); // a late duplicate would show here
       expect(new Set(await effectCounts(labels, 'fulfil'))).toEqual(new Set([1]));
       expect(new Set(await effectCounts(labels, 'order'))).toEqual(new Set([1]));

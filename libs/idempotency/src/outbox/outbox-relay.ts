@@ -14,8 +14,15 @@ interface BullQueue {
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
+/** A BullMQ `Job`, for the checks BullMQ makes before it adds one (a method it keeps protected). */
+interface BullJob {
+  asJSON(): unknown;
+  validateOptions(json: unknown): void;
+}
+
 interface BullMqModule {
   Queue: new (name: string, options: Record<string, unknown>) => BullQueue;
+  Job: new (queue: BullQueue, name: string, data: unknown, options: Record<string, unknown>, id?: string) => BullJob;
 }
 
 /** What the relay uses of an ioredis client. */
@@ -202,34 +209,29 @@ export class OutboxRelay {
   }
 
   /**
-   * Hands the rows to BullMQ, one `addBulk` per queue. Returns the rows BullMQ refused for what they are
-   * (it checks every job before adding any, so one bad job would fail its whole batch): those are found
-   * by sending that queue's rows one at a time. Throws while Redis is unreachable.
+   * Hands the rows to BullMQ, one `addBulk` per queue. BullMQ checks every job before adding any, so one
+   * job it refuses for what it is (a bad option) would fail its whole batch, every time: such rows are
+   * found with BullMQ's own checks, before anything is sent, and returned to be set aside. Any failure of
+   * the send itself throws: the batch is retried whole.
    */
   private async send(rows: OutboxRow[]): Promise<Map<string, string>> {
     const client = await this.connection();
     if (client.status !== 'ready') throw new Error(`Redis is not connected (${client.status}).`);
-    const byQueue = new Map<string, OutboxRow[]>();
-    for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+    const { Job } = await loadOptionalPeer<BullMqModule>('bullmq', 'The outbox relay');
     const refused = new Map<string, string>();
-    await this.withinTimeout(
-      Promise.all(
-        [...byQueue].map(async ([name, queued]) => {
-          const queue = await this.queue(name);
-          try {
-            await queue.addBulk(queued.map(toJob));
-          } catch (error) {
-            if (client.status !== 'ready') throw error;
-            for (const row of queued) {
-              await queue.addBulk([toJob(row)]).catch((rowError: Error) => {
-                if (client.status !== 'ready') throw rowError;
-                refused.set(row.id, rowError.message);
-              });
-            }
-          }
-        }),
-      ),
-    );
+    const byQueue = new Map<BullQueue, OutboxRow[]>();
+    for (const row of rows) {
+      const queue = await this.queue(row.queue);
+      const job = toJob(row);
+      try {
+        const candidate = new Job(queue, job.name, job.data, job.opts, row.job_id);
+        candidate.validateOptions(candidate.asJSON());
+        byQueue.set(queue, [...(byQueue.get(queue) ?? []), row]);
+      } catch (error) {
+        refused.set(row.id, (error as Error).message);
+      }
+    }
+    await this.withinTimeout(Promise.all([...byQueue].map(([queue, queued]) => queue.addBulk(queued.map(toJob)))));
     return refused;
   }
 
