@@ -12,6 +12,7 @@ import { Body, Controller, HttpCode, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { Worker } from 'bullmq';
+import IORedis from 'ioredis';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
 import { Idempotent, IdempotentTransaction, IdempotencyModule, idempotencyMigrations, JobOutbox, OutboxRelay } from 'nestjs-idempotency';
@@ -125,6 +126,12 @@ async function scenario(label: string, relayHere: boolean, requests: number, con
 
   await worker.close();
   await relay.stop();
+  // The run's BullMQ keys go with it.
+  const redis = new IORedis(REDIS_URL);
+  for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 500 }) as AsyncIterable<string[]>) {
+    if (keys.length > 0) await redis.del(...keys);
+  }
+  redis.disconnect();
   await app.close();
   await admin.query(`DROP SCHEMA "${schema}" CASCADE`);
   await admin.destroy();

@@ -6,7 +6,7 @@ import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database
 import { startApp, type TestApp } from '../support/harness';
 import { burst, countBy, send } from '../support/http';
 import { fulfilmentWorker, OutboxController } from '../support/outbox.controller';
-import { eventually, OwnRedis, REDIS_URL, uniquePrefix } from '../support/redis';
+import { dropPrefix, eventually, OwnRedis, REDIS_URL, uniquePrefix } from '../support/redis';
 
 /** Relays and workers as processes of their own, killed with SIGKILL where it hurts most. */
 describe('the outbox across crashes', () => {
@@ -40,6 +40,7 @@ describe('the outbox across crashes', () => {
     await Promise.all(children.splice(0).map((process) => process.kill()));
     await app?.close();
     await dropSchema(schema);
+    await dropPrefix(prefix);
   });
 
   it('a relay killed between sending and marking sent: the batch is sent again and takes effect once', async () => {

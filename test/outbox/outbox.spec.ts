@@ -4,7 +4,7 @@ import { createSchema, dropSchema, sql } from '../support/database';
 import { startApp, type TestApp } from '../support/harness';
 import { burst, countBy, send } from '../support/http';
 import { FULFILMENT_QUEUE, fulfilmentWorker, OutboxController } from '../support/outbox.controller';
-import { eventually, OwnRedis, REDIS_URL, uniquePrefix } from '../support/redis';
+import { dropPrefix, eventually, OwnRedis, REDIS_URL, uniquePrefix } from '../support/redis';
 
 describe('the transactional outbox to BullMQ', () => {
   let schema: string;
@@ -50,6 +50,7 @@ describe('the transactional outbox to BullMQ', () => {
     await Promise.all(queues.splice(0).map((q) => q.close()));
     await Promise.all(apps.splice(0).map((app) => app.close()));
     await dropSchema(schema);
+    await dropPrefix(prefix);
   });
 
   it('100 concurrent duplicate deliveries give one outbox row, one job and one effect', async () => {

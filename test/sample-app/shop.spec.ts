@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { type ChildApp, startCompiled } from '../support/child-app';
 import { DATABASE_URL, sql } from '../support/database';
 import { burst, send } from '../support/http';
-import { uniquePrefix } from '../support/redis';
+import { dropPrefix, uniquePrefix } from '../support/redis';
 import { githubDelivery, standardDelivery, stripeDelivery } from '../support/webhook-signing';
 
 async function freePort(): Promise<number> {
@@ -21,6 +21,7 @@ describe.each([
   ['the embedded PGlite fallback', false],
 ])('the sample shop on %s', (_name, postgres) => {
   const database = `shop_${randomUUID().slice(0, 8)}`;
+  const prefix = uniquePrefix('shop');
   let shop: ChildApp;
 
   beforeAll(async () => {
@@ -33,13 +34,14 @@ describe.each([
     }
     shop = await startCompiled(
       'dist/sample-app/src/main.js',
-      { DATABASE_URL: url.toString(), PORT: String(await freePort()), QUEUE_PREFIX: uniquePrefix('shop') },
+      { DATABASE_URL: url.toString(), PORT: String(await freePort()), QUEUE_PREFIX: prefix },
       /listening on http:\/\/[^:]+:(\d+)/,
     );
   }, 60_000);
   afterAll(async () => {
     await shop?.kill();
     if (postgres) await sql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await dropPrefix(prefix);
   });
 
   it('says which database it uses', () => {

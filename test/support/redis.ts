@@ -65,6 +65,18 @@ export class OwnRedis {
   }
 }
 
+/** Deletes a test's BullMQ keys from the shared Redis. */
+export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void> {
+  const client = new IORedis(url, { maxRetriesPerRequest: 1 });
+  try {
+    for await (const keys of client.scanStream({ match: `${prefix}:*`, count: 500 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) await client.del(...keys);
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** Waits until `check` holds, polling; fails with `what` after `ms`. */
 export async function eventually(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
