@@ -1,0 +1,102 @@
+/**
+ * The app that `npm run bench` starts in a process of its own: one business write (an INSERT) behind
+ * each way of running it, so that the difference between two routes is what the library adds.
+ *
+ *   SCHEMA=bench POOL=10 node dist/bench/app.js   (prints "listening <port>")
+ *
+ * `GET /queries` tells how many statements the app has sent to PostgreSQL so far: the driver divides the
+ * difference by the requests of a scenario to get its round trips per request.
+ */
+import 'reflect-metadata';
+import { Body, Controller, Get, Module, Post } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource, type EntityManager, type Logger as TypeOrmLogger } from 'typeorm';
+import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations } from 'nestjs-idempotency';
+
+const schema = process.env.SCHEMA ?? 'public';
+const pool = Number(process.env.POOL ?? 10);
+
+/** Counts every statement TypeORM sends (transaction control included) and logs only errors. */
+class CountingLogger implements TypeOrmLogger {
+  static statements = 0;
+  logQuery(): void {
+    CountingLogger.statements++;
+  }
+  logQueryError(error: string | Error, query: string): void {
+    console.error(`query failed: ${query}: ${error instanceof Error ? error.message : error}`);
+  }
+  logQuerySlow(): void {}
+  logSchemaBuild(): void {}
+  logMigration(): void {}
+  log(): void {}
+}
+
+interface Order {
+  ref: string;
+  amount: number;
+}
+
+@Controller()
+class OrdersController {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  private async insert(order: Order, manager: EntityManager = this.dataSource.manager) {
+    const [row] = (await manager.query(`INSERT INTO "${schema}".orders (ref, amount) VALUES ($1, $2) RETURNING id`, [
+      order.ref,
+      order.amount,
+    ])) as Array<{ id: number }>;
+    return { id: row.id, ref: order.ref, amount: order.amount };
+  }
+
+  @Post('baseline')
+  baseline(@Body() order: Order) {
+    return this.insert(order);
+  }
+
+  @Post('lease') @Idempotent()
+  lease(@Body() order: Order) {
+    return this.insert(order);
+  }
+
+  @Post('wait') @Idempotent({ onInFlight: 'wait' })
+  wait(@Body() order: Order) {
+    return this.insert(order);
+  }
+
+  @Post('transaction') @Idempotent({ transaction: true })
+  transaction(@Body() order: Order, @IdempotentTransaction() em: EntityManager) {
+    return this.insert(order, em);
+  }
+
+  @Get('queries')
+  queries() {
+    return { statements: CountingLogger.statements };
+  }
+}
+
+@Module({
+  imports: [
+    TypeOrmModule.forRoot({
+      type: 'postgres',
+      url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      schema,
+      migrations: [...idempotencyMigrations],
+      migrationsRun: true,
+      logger: new CountingLogger(),
+      extra: { max: pool },
+    }),
+    IdempotencyModule.forRoot({ purgeInterval: 0 }),
+  ],
+  controllers: [OrdersController],
+})
+class BenchAppModule {}
+
+async function main(): Promise<void> {
+  const app = await NestFactory.create(BenchAppModule, { logger: ['error', 'warn'] });
+  app.enableShutdownHooks();
+  await app.listen(Number(process.env.PORT ?? 0), '127.0.0.1');
+  process.stdout.write(`listening ${new URL(await app.getUrl()).port}\n`);
+}
+
+void main();

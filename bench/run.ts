@@ -1,0 +1,273 @@
+/**
+ * What nestjs-idempotency costs per request, next to the same route without it and next to a peer.
+ *
+ *   npm run bench        (BENCH_DURATION=5 seconds per run, BENCH_ROUNDS=3)
+ *
+ * Starts bench/app.ts (ours) and bench/peer/app.js (@node-idempotency/nestjs with its Redis adapter,
+ * installed in its own folder on first use) as processes of their own, against the local PostgreSQL and
+ * Redis, and drives them with autocannon from this process. Throughput scenarios run in rounds,
+ * interleaved, and report their median round, so that a noisy moment on a shared machine hits every
+ * scenario alike; ratios are to the baseline of the same run. Prints a table and writes bench/results.json.
+ */
+import autocannon from 'autocannon';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import IORedis from 'ioredis';
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = 32;
+const POOL = 10;
+const HOT_KEY_REQUESTS = 1000;
+const root = join(__dirname, '../..');
+const peerFolder = join(root, 'bench/peer');
+
+type Keys = 'none' | 'fresh' | 'replay';
+
+interface Scenario {
+  name: string;
+  app: 'ours' | 'peer';
+  path: string;
+  keys: Keys;
+  connections: number;
+}
+
+interface Measured {
+  requests: number;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  /** Statements sent to PostgreSQL (ours) or commands run by Redis (the peer's store) per request. */
+  postgres: number;
+  redis: number;
+}
+
+interface Server {
+  url: string;
+  process: ChildProcess;
+}
+
+const order = (ref: string) => JSON.stringify({ ref, amount: 100 });
+
+async function main(): Promise<void> {
+  const schema = `bench_${randomBytes(4).toString('hex')}`;
+  const keyPrefix = `bench-peer-${randomBytes(4).toString('hex')}`;
+  const db = new Client({ connectionString: DATABASE_URL });
+  await db.connect();
+  const redis = new IORedis(REDIS_URL);
+  const servers: Server[] = [];
+  try {
+    await db.query(`CREATE SCHEMA "${schema}"`);
+    await db.query(`CREATE TABLE "${schema}".orders (id bigserial PRIMARY KEY, ref text NOT NULL, amount int NOT NULL)`);
+    installPeer();
+    const env = { DATABASE_URL, REDIS_URL, SCHEMA: schema, POOL: String(POOL), KEY_PREFIX: keyPrefix };
+    const ours = await start(join(root, 'dist/bench/app.js'), env);
+    const peer = await start(join(peerFolder, 'app.js'), env);
+    servers.push(ours, peer);
+    const urls = { ours: ours.url, peer: peer.url };
+
+    const statements = async () => ((await (await fetch(`${ours.url}/queries`)).json()) as { statements: number }).statements;
+    const redisCommands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
+    const replayKeys = new Map<string, string[]>();
+    const run = async (scenario: Scenario, duration = DURATION): Promise<Measured> => {
+      const [pgBefore, redisBefore] = [await statements(), await redisCommands()];
+      const measured = await drive(urls[scenario.app], scenario, duration, replayKeys.get(scenario.path));
+      const [pgAfter, redisAfter] = [await statements(), await redisCommands()];
+      // Reading the counters costs Redis one command (INFO) of its own.
+      return { ...measured, postgres: (pgAfter - pgBefore) / measured.requests, redis: (redisAfter - redisBefore - 1) / measured.requests };
+    };
+
+    // Completed keys for the replay scenarios, and a warm-up of every route.
+    for (const [app, path] of [['ours', '/lease'], ['ours', '/transaction'], ['peer', '/peer']] as const) {
+      const keys = Array.from({ length: 200 }, () => randomUUID());
+      for (const key of keys) await post(urls[app], path, key, order('replay'));
+      replayKeys.set(path, keys);
+    }
+    const throughput: Scenario[] = [
+      { name: 'baseline (no @Idempotent)', app: 'ours', path: '/baseline', keys: 'none', connections: CONNECTIONS },
+      { name: 'first requests, lease mode', app: 'ours', path: '/lease', keys: 'fresh', connections: CONNECTIONS },
+      { name: 'first requests, transaction mode', app: 'ours', path: '/transaction', keys: 'fresh', connections: CONNECTIONS },
+      { name: 'replays, lease mode', app: 'ours', path: '/lease', keys: 'replay', connections: CONNECTIONS },
+      { name: 'replays, transaction mode', app: 'ours', path: '/transaction', keys: 'replay', connections: CONNECTIONS },
+      { name: 'peer: baseline (NestJS 10)', app: 'peer', path: '/baseline', keys: 'none', connections: CONNECTIONS },
+      { name: 'peer: first requests (Redis)', app: 'peer', path: '/peer', keys: 'fresh', connections: CONNECTIONS },
+      { name: 'peer: replays (Redis)', app: 'peer', path: '/peer', keys: 'replay', connections: CONNECTIONS },
+    ];
+    const latency: Scenario[] = throughput
+      .filter((scenario) => scenario.app === 'ours')
+      .map((scenario) => ({ ...scenario, name: `${scenario.name}, 1 connection`, connections: 1 }));
+    for (const scenario of [...throughput, ...latency]) await run(scenario, 1);
+
+    const rounds = new Map<Scenario, Measured[]>();
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const scenario of [...throughput, ...latency]) {
+        rounds.set(scenario, [...(rounds.get(scenario) ?? []), await run(scenario)]);
+        process.stderr.write(`round ${round}/${ROUNDS}: ${scenario.name}\n`);
+      }
+    }
+    const median = (scenario: Scenario) => {
+      const sorted = [...rounds.get(scenario)!].sort((a, b) => a.reqPerSec - b.reqPerSec);
+      return sorted[Math.floor(sorted.length / 2)];
+    };
+    const hotKey = [await hot(ours.url, '/transaction', db, schema), await hot(ours.url, '/wait', db, schema)];
+
+    const baseline = median(throughput[0]);
+    const peerBaseline = median(throughput[5]);
+    const baselineLatency = median(latency[0]);
+    const rows = [
+      ...throughput.map((scenario) => {
+        const result = median(scenario);
+        return { scenario: scenario.name, connections: scenario.connections, ...result, ratio: result.reqPerSec / baseline.reqPerSec };
+      }),
+      ...latency.map((scenario) => {
+        const result = median(scenario);
+        return { scenario: scenario.name, connections: 1, ...result, ratio: result.reqPerSec / baselineLatency.reqPerSec, addedP50: result.p50 - baselineLatency.p50 };
+      }),
+    ];
+    printTable(rows);
+    printHotKey(hotKey);
+    const results = {
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query('SHOW server_version')).rows[0].server_version },
+      settings: { durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pool: POOL },
+      scenarios: rows,
+      hotKey,
+      peerRatioToItsBaseline: median(throughput[6]).reqPerSec / peerBaseline.reqPerSec,
+      ourRedisStore: 'not measured: nestjs-idempotency has no Redis store yet',
+    };
+    writeFileSync(join(root, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    console.log('\nwritten: bench/results.json');
+  } finally {
+    for (const server of servers) server.process.kill('SIGTERM');
+    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await db.end();
+    // The peer keeps its records in the shared Redis under its prefix.
+    for (const key of await redis.keys(`${keyPrefix}*`)) await redis.del(key);
+    redis.disconnect();
+  }
+}
+
+/** One run of autocannon; latencies are kept from each response (autocannon's own histogram keeps whole ms). */
+async function drive(url: string, scenario: Scenario, duration: number, replayKeys: string[] = []): Promise<Omit<Measured, 'postgres' | 'redis'>> {
+  const latencies: number[] = [];
+  let next = 0;
+  const result = await launch(
+    {
+      url: `${url}${scenario.path}`,
+      connections: scenario.connections,
+      duration,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(scenario.keys === 'fresh' ? { 'idempotency-key': '[<id>]' } : {}) },
+      body: scenario.keys === 'replay' ? order('replay') : order('[<id>]'),
+      idReplacement: scenario.keys !== 'replay',
+      requests:
+        scenario.keys === 'replay'
+          ? [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': replayKeys[next++ % replayKeys.length] } }) }]
+          : undefined,
+    },
+    (_status, responseTime) => latencies.push(responseTime),
+  );
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  const requests = result.requests.total;
+  return { requests, reqPerSec: requests / duration, p50: at(0.5), p99: at(0.99), non2xx: result.non2xx, errors: result.errors + result.timeouts };
+}
+
+/** A thousand concurrent duplicates of one new key, each on its own connection, against a pool of 10. */
+async function hot(url: string, path: string, db: Client, schema: string) {
+  const key = randomUUID();
+  const statuses: Record<string, number> = {};
+  const startedAt = performance.now();
+  const result = await launch(
+    {
+      url: `${url}${path}`,
+      connections: HOT_KEY_REQUESTS,
+      amount: HOT_KEY_REQUESTS,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      body: order(key),
+      timeout: 30,
+    },
+    (status) => (statuses[status] = (statuses[status] ?? 0) + 1),
+  );
+  const seconds = (performance.now() - startedAt) / 1000;
+  const executions = Number((await db.query(`SELECT count(*) FROM "${schema}".orders WHERE ref = $1`, [key])).rows[0].count);
+  return { route: path, requests: HOT_KEY_REQUESTS, answered: result.requests.total, seconds, executions, statuses, errors: result.errors + result.timeouts };
+}
+
+function launch(options: autocannon.Options, onResponse: (status: number, responseTime: number) => void): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(options, (error: Error | null, result: autocannon.Result) => (error ? reject(error) : resolve(result)));
+    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => onResponse(status, responseTime));
+  });
+}
+
+async function post(url: string, path: string, key: string, body: string): Promise<void> {
+  const response = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key }, body });
+  if (!response.ok) throw new Error(`${path} answered ${response.status}: ${await response.text()}`);
+}
+
+/** The peer needs NestJS 10: it gets its own node_modules, from its own lock file. */
+function installPeer(): void {
+  if (existsSync(join(peerFolder, 'node_modules/@node-idempotency/nestjs'))) return;
+  console.error('Installing the peer (@node-idempotency/nestjs) in bench/peer ...');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: peerFolder, stdio: 'inherit' });
+}
+
+async function start(entry: string, env: Record<string, string>): Promise<Server> {
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" first.`);
+  const child = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening (\d+)/.exec(output);
+      if (match) resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${output}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, process: child };
+}
+
+type Row = Measured & { scenario: string; connections: number; ratio: number; addedP50?: number };
+
+function printTable(rows: Row[]): void {
+  const header = ['scenario', 'conns', 'req/s', 'ratio', 'p50 ms', 'p99 ms', 'added p50', 'PG/req', 'Redis/req', 'non-2xx'];
+  const cells = rows.map((row) => [
+    row.scenario,
+    String(row.connections),
+    row.reqPerSec.toFixed(0),
+    `${row.ratio.toFixed(2)}x`,
+    row.p50.toFixed(2),
+    row.p99.toFixed(2),
+    row.addedP50 === undefined ? '' : `${row.addedP50 >= 0 ? '+' : ''}${row.addedP50.toFixed(2)} ms`,
+    row.postgres.toFixed(2),
+    row.redis.toFixed(2),
+    String(row.non2xx + row.errors),
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((cell) => cell[column].length)));
+  const line = (cell: string[]) => `| ${cell.map((value, column) => value.padEnd(widths[column])).join(' | ')} |`;
+  console.log(`\n${line(header)}\n| ${widths.map((width) => '-'.repeat(width)).join(' | ')} |`);
+  for (const cell of cells) console.log(line(cell));
+}
+
+function printHotKey(results: Array<Awaited<ReturnType<typeof hot>>>): void {
+  console.log(`\nHot key: ${HOT_KEY_REQUESTS} concurrent duplicates of one key, pool of ${POOL}`);
+  for (const result of results) {
+    const statuses = Object.entries(result.statuses).map(([status, count]) => `${count}x${status}`).join(', ');
+    console.log(`  ${result.route}: all answered in ${result.seconds.toFixed(2)} s, ${result.executions} execution(s), ${statuses}, ${result.errors} errors`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
