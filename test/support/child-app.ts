@@ -15,18 +15,18 @@ export interface ChildApp {
 const root = join(__dirname, '../..');
 
 /** Starts a compiled app from dist/test/apps (built by `npm run build`) and waits until it listens. */
-export function startChildApp(name: string, env: Record<string, string>): Promise<ChildApp> {
-  return startCompiled(`dist/test/apps/${name}.js`, { DATABASE_URL, ...env }, /listening (\d+)/);
+export function startChildApp(name: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<ChildApp> {
+  return startCompiled(`dist/test/apps/${name}.js`, { DATABASE_URL, ...env }, /listening (\d+)/, nodeArgs);
 }
 
 /**
  * Runs a compiled entry point of this repository and waits for the line that gives its port.
  * Everything it prints is kept in `output`.
  */
-export async function startCompiled(path: string, env: Record<string, string>, portLine: RegExp): Promise<ChildApp> {
+export async function startCompiled(path: string, env: Record<string, string>, portLine: RegExp, nodeArgs: string[] = []): Promise<ChildApp> {
   const entry = join(root, path);
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" first (npm test does).`);
-  const child = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   const port = await new Promise<string>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {

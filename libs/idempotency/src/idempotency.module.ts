@@ -51,8 +51,9 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       ...(module.providers ?? []),
       {
         provide: IDEMPOTENCY_STORE,
-        useFactory: (source: DataSource) => new TypeOrmIdempotencyStore(source),
-        inject: [getDataSourceToken(dataSource)],
+        useFactory: (source: DataSource, options: IdempotencyModuleOptions) =>
+          new TypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements }),
+        inject: [getDataSourceToken(dataSource), IDEMPOTENCY_MODULE_OPTIONS],
       },
       ClaimCoordinator,
       IdempotencyService,

@@ -86,6 +86,12 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   purgeInterval?: Duration;
   /** Rows deleted per purge statement. Default 1000. */
   purgeBatchSize?: number;
+  /**
+   * Sends the store's statements as named prepared statements, which PostgreSQL plans once per connection
+   * (the claim's statement costs more to plan than to run). Default `true` where TypeORM runs on node-postgres.
+   * Set `false` behind PgBouncer older than 1.21 in transaction pooling, which cannot keep them.
+   */
+  preparedStatements?: boolean;
   /** How `@VerifyWebhook()` verifies each provider (secrets, tolerance, url), unless the decorator says otherwise. */
   webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
   /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */

@@ -1,0 +1,94 @@
+/**
+ * The app the reliability suites (test/stress) run as separate processes, kill, starve and fuzz.
+ * Each route writes one effect row per handler run, so that the suites count runs in the database.
+ *
+ * Environment: DATABASE_URL, SCHEMA, POOL (connections, default 10), WAIT_TIMEOUT (ms, default 3000),
+ * HANDLER_MS (time each handler takes after its effect, default 0), QUIET=1 (no logs).
+ */
+import 'reflect-metadata';
+import { All, Body, Controller, Get, Headers, HttpCode, Module, Post } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DataSource, type EntityManager } from 'typeorm';
+import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations } from 'nestjs-idempotency';
+
+const schema = process.env.SCHEMA ?? 'public';
+const waitTimeout = Number(process.env.WAIT_TIMEOUT ?? 3000);
+const handlerMs = Number(process.env.HANDLER_MS ?? 0);
+
+/** When each handler started (ms since the epoch): a handler must never start without a claim. */
+const starts: number[] = [];
+
+@Controller()
+class StressController {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  private async effect(mode: string, key: string, manager: EntityManager = this.dataSource.manager) {
+    starts.push(Date.now());
+    await manager.query(`INSERT INTO "${schema}".effects (mode, key, pid) VALUES ($1, $2, $3)`, [mode, key, process.pid]);
+    if (handlerMs > 0) await sleep(handlerMs);
+    return { mode, key, pid: process.pid };
+  }
+
+  @Post('tx') @Idempotent({ transaction: true, waitTimeout })
+  transaction(@Headers('idempotency-key') key: string, @IdempotentTransaction() em: EntityManager) {
+    return this.effect('tx', key, em);
+  }
+
+  @Post('wait') @Idempotent({ onInFlight: 'wait', waitTimeout, lease: '2s' })
+  wait(@Headers('idempotency-key') key: string) {
+    return this.effect('wait', key);
+  }
+
+  @Post('lease') @Idempotent({ lease: '2s' })
+  lease(@Headers('idempotency-key') key: string) {
+    return this.effect('lease', key);
+  }
+
+  /** Any method, any body: what the fuzzer throws at an idempotent route. */
+  @All('fuzz') @HttpCode(200) @Idempotent()
+  fuzz(@Body() body: unknown) {
+    return { received: typeof body };
+  }
+
+  @Get('starts')
+  handlerStarts() {
+    return starts;
+  }
+
+  /** Heap after a full collection (the suite starts this app with --expose-gc), and resident memory. */
+  @Get('memory')
+  memory() {
+    (globalThis as { gc?: () => void }).gc?.();
+    const { heapUsed, rss } = process.memoryUsage();
+    return { heapUsed, rss };
+  }
+}
+
+@Module({
+  imports: [
+    TypeOrmModule.forRoot({
+      type: 'postgres',
+      url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      schema,
+      migrations: [...idempotencyMigrations],
+      migrationsRun: true,
+      extra: { max: Number(process.env.POOL ?? 10) },
+      // Keep retrying at start-up only briefly: the suites start apps against a database that is up.
+      retryAttempts: 1,
+    }),
+    IdempotencyModule.forRoot({ purgeInterval: 0 }),
+  ],
+  controllers: [StressController],
+})
+class StressAppModule {}
+
+async function main(): Promise<void> {
+  // QUIET=1 for the suites that take the database away on purpose: every refused request would log.
+  const app = await NestFactory.create(StressAppModule, { logger: process.env.QUIET === '1' ? false : ['error'] });
+  await app.listen(0, '127.0.0.1');
+  process.stdout.write(`listening ${new URL(await app.getUrl()).port}\n`);
+}
+
+void main();
