@@ -2,8 +2,11 @@ import { createHash } from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
 
 // Deterministic: object keys sorted, so `{a,b}` and `{b,a}` are the same request. Circular values
-// cannot arrive from a parsed body; `bigint` can from custom parsers.
-const canonicalJson = configure({ deterministic: true, bigint: true, circularValue: Error });
+// cannot arrive from a parsed body; `bigint` can from custom parsers. Past 1,000 levels of nesting (which
+// JSON.parse accepts and a recursive serializer cannot follow: 5,000 overflow the stack) a value counts
+// as "[Object]"/"[Array]": a body that deep is fingerprinted by its first 1,000 levels.
+export const FINGERPRINT_MAX_DEPTH = 1000;
+const canonicalJson = configure({ deterministic: true, bigint: true, circularValue: Error, maximumDepth: FINGERPRINT_MAX_DEPTH });
 
 /** The bytes of a body that identify it: raw bytes and strings as they are, anything else as canonical JSON. */
 export function canonicalBody(body: unknown): Buffer {
