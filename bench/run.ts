@@ -12,7 +12,7 @@
 import autocannon from 'autocannon';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -48,7 +48,11 @@ interface Measured {
   /** Statements sent to PostgreSQL (ours) or commands run by Redis (the peer's store) per request. */
   postgres: number;
   redis: number;
+  /** CPU time per request (ms): the app's process, all PostgreSQL processes, Redis. */
+  cpu: { app: number; postgres: number; redis: number };
 }
+
+type CpuSnapshot = Map<number, { owner: 'app' | 'postgres' | 'redis'; ms: number }>;
 
 interface Server {
   url: string;
@@ -77,12 +81,21 @@ async function main(): Promise<void> {
     const statements = async () => ((await (await fetch(`${ours.url}/queries`)).json()) as { statements: number }).statements;
     const redisCommands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
     const replayKeys = new Map<string, string[]>();
+    const pids = { ours: ours.process.pid!, peer: peer.process.pid! };
     const run = async (scenario: Scenario, duration = DURATION): Promise<Measured> => {
-      const [pgBefore, redisBefore] = [await statements(), await redisCommands()];
+      const [pgBefore, redisBefore, cpuBefore] = [await statements(), await redisCommands(), cpuTimes(pids[scenario.app])];
       const measured = await drive(urls[scenario.app], scenario, duration, replayKeys.get(scenario.path));
-      const [pgAfter, redisAfter] = [await statements(), await redisCommands()];
-      // Reading the counters costs Redis one command (INFO) of its own.
-      return { ...measured, postgres: (pgAfter - pgBefore) / measured.requests, redis: (redisAfter - redisBefore - 1) / measured.requests };
+      const [pgAfter, redisAfter, cpuAfter] = [await statements(), await redisCommands(), cpuTimes(pids[scenario.app])];
+      const perRequest = (before: number, after: number) => (after - before) / measured.requests;
+      return {
+        ...measured,
+        postgres: perRequest(pgBefore, pgAfter),
+        // Reading the counters costs Redis one command (INFO) of its own.
+        redis: perRequest(redisBefore, redisAfter - 1),
+        cpu: (({ app, postgres, redis }) => ({ app: app / measured.requests, postgres: postgres / measured.requests, redis: redis / measured.requests }))(
+          cpuBetween(cpuBefore, cpuAfter),
+        ),
+      };
     };
 
     // Completed keys for the replay scenarios, and a warm-up of every route.
@@ -156,7 +169,7 @@ async function main(): Promise<void> {
 }
 
 /** One run of autocannon; latencies are kept from each response (autocannon's own histogram keeps whole ms). */
-async function drive(url: string, scenario: Scenario, duration: number, replayKeys: string[] = []): Promise<Omit<Measured, 'postgres' | 'redis'>> {
+async function drive(url: string, scenario: Scenario, duration: number, replayKeys: string[] = []): Promise<Omit<Measured, 'postgres' | 'redis' | 'cpu'>> {
   const latencies: number[] = [];
   let next = 0;
   const result = await launch(
@@ -203,6 +216,37 @@ async function hot(url: string, path: string, db: Client, schema: string) {
   return { route: path, requests: HOT_KEY_REQUESTS, answered: result.requests.total, seconds, executions, statuses, errors: result.errors + result.timeouts };
 }
 
+/**
+ * CPU time used so far (ms) by the app's process, each PostgreSQL process and Redis, from /proc: where a
+ * scenario's cost goes, on a machine whose cores the load generator shares. Empty where /proc is absent.
+ */
+function cpuTimes(appPid: number): CpuSnapshot {
+  const snapshot: CpuSnapshot = new Map();
+  if (!existsSync('/proc/self/stat')) return snapshot;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // Ended meanwhile.
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const owner = Number(entry) === appPid ? 'app' : name === 'postgres' ? 'postgres' : name === 'redis-server' ? 'redis' : undefined;
+    // utime + stime, in ticks of 10 ms (USER_HZ is 100 on Linux).
+    if (owner) snapshot.set(Number(entry), { owner, ms: (Number(fields[11]) + Number(fields[12])) * 10 });
+  }
+  return snapshot;
+}
+
+/** CPU used between two snapshots; a process that ended meanwhile is left out (its time is lost with it). */
+function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): { app: number; postgres: number; redis: number } {
+  const used = { app: 0, postgres: 0, redis: 0 };
+  for (const [pid, { owner, ms }] of after) used[owner] += ms - (before.get(pid)?.ms ?? 0);
+  return used;
+}
+
 function launch(options: autocannon.Options, onResponse: (status: number, responseTime: number) => void): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon(options, (error: Error | null, result: autocannon.Result) => (error ? reject(error) : resolve(result)));
@@ -240,7 +284,7 @@ async function start(entry: string, env: Record<string, string>): Promise<Server
 type Row = Measured & { scenario: string; connections: number; ratio: number; addedP50?: number };
 
 function printTable(rows: Row[]): void {
-  const header = ['scenario', 'conns', 'req/s', 'ratio', 'p50 ms', 'p99 ms', 'added p50', 'PG/req', 'Redis/req', 'non-2xx'];
+  const header = ['scenario', 'conns', 'req/s', 'ratio', 'p50 ms', 'p99 ms', 'added p50', 'PG/req', 'Redis/req', 'CPU ms/req app+PG+Redis', 'non-2xx'];
   const cells = rows.map((row) => [
     row.scenario,
     String(row.connections),
@@ -251,6 +295,7 @@ function printTable(rows: Row[]): void {
     row.addedP50 === undefined ? '' : `${row.addedP50 >= 0 ? '+' : ''}${row.addedP50.toFixed(2)} ms`,
     row.postgres.toFixed(2),
     row.redis.toFixed(2),
+    `${row.cpu.app.toFixed(2)} + ${row.cpu.postgres.toFixed(2)} + ${row.cpu.redis.toFixed(2)}`,
     String(row.non2xx + row.errors),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((cell) => cell[column].length)));

@@ -13,6 +13,8 @@ export interface Attempt {
   key: string;
   status: number | 'connection lost';
   retryAfter: string | null;
+  /** Answered from a stored response (`Idempotent-Replayed: true`). */
+  replayed: boolean;
   at: number;
   ms: number;
 }
@@ -33,7 +35,14 @@ export async function deliver(urls: () => string[], path: string, key: string, a
     } catch {
       // The instance was killed (or is restarting): the provider retries.
     }
-    attempts.push({ key, status: reply?.status ?? 'connection lost', retryAfter: reply?.headers.get('retry-after') ?? null, at, ms: Date.now() - at });
+    attempts.push({
+      key,
+      status: reply?.status ?? 'connection lost',
+      retryAfter: reply?.headers.get('retry-after') ?? null,
+      replayed: reply?.headers.get('idempotent-replayed') === 'true',
+      at,
+      ms: Date.now() - at,
+    });
     if (reply && reply.status !== 409 && reply.status < 500) return reply;
     if (Date.now() > deadline) throw new Error(`${key} on ${path}: still no answer at the deadline; last ${reply?.status ?? 'connection lost'}`);
     await sleep(50 + Math.random() * 100);

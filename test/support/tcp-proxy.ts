@@ -20,7 +20,9 @@ export class TcpProxy {
     return proxy;
   }
 
+  /** Accepts connections again (nothing to do if it does already). */
   async start(): Promise<void> {
+    if (this.server?.listening) return;
     this.server = createServer((client) => {
       const upstream = connect(this.target.port, this.target.host);
       for (const socket of [client, upstream]) {
@@ -36,6 +38,6 @@ export class TcpProxy {
   /** Refuses new connections and drops the open ones, like a database that went away. */
   async stop(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server?.close(resolve));
+    if (this.server?.listening) await new Promise((resolve) => this.server!.close(resolve));
   }
 }

@@ -1,9 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
+import { toMilliseconds } from './duration';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
-import type { InFlightPolicy } from './idempotency.options';
+import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
+import type { IdempotencyModuleOptions, InFlightPolicy } from './idempotency.options';
 import { KeyedGate } from './keyed-gate';
+import { ReplayCache } from './replay-cache';
 import {
   type ClaimOutcome,
   type ClaimRef,
@@ -60,15 +63,33 @@ export class ClaimCoordinator {
   private readonly logger = new Logger('Idempotency');
   private readonly gate = new KeyedGate();
   private readonly wakers = new Map<string, Set<() => void>>();
+  private readonly replays?: ReplayCache;
 
-  constructor(@Inject(IDEMPOTENCY_STORE) readonly store: IdempotencyStore) {}
+  constructor(
+    @Inject(IDEMPOTENCY_STORE) readonly store: IdempotencyStore,
+    @Inject(IDEMPOTENCY_MODULE_OPTIONS) options: IdempotencyModuleOptions = {},
+  ) {
+    if (options.replayCache !== false) {
+      const maxBytes = options.replayCache?.maxBytes;
+      if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes > 0)) {
+        throw new IdempotencyConfigurationError(`replayCache.maxBytes must be a positive whole number of bytes, not ${String(maxBytes)}.`);
+      }
+      this.replays = new ReplayCache({
+        maxAgeMs: toMilliseconds(options.replayCache?.maxAge ?? '1m', 'replayCache.maxAge'),
+        maxBytes: options.replayCache?.maxBytes ?? 8 * 1024 * 1024,
+      });
+    }
+  }
 
   async begin(request: BeginRequest): Promise<BeginOutcome> {
     const id = recordId(request);
+    const cached = this.replays?.get(id, request.fingerprint);
+    if (cached) return cached;
     const deadline = Date.now() + request.waitTimeoutMs;
     const waits = request.transaction || request.onInFlight === 'wait';
     for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
       const outcome = request.transaction ? await this.claimInTransaction(request, id, deadline) : await this.claim(request);
+      if (outcome.status === 'completed') this.replays?.remember(id, outcome);
       const remaining = deadline - Date.now();
       if (outcome.status !== 'in-flight' || !waits || remaining <= 0) return outcome;
       await this.pause(id, Math.min(pause, remaining, Math.max(outcome.retryAfterMs, FIRST_POLL_MS)));

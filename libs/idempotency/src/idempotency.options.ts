@@ -92,6 +92,13 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
    * Set `false` behind PgBouncer older than 1.21 in transaction pooling, which cannot keep them.
    */
   preparedStatements?: boolean;
+  /**
+   * Completed answers kept in each process once a key has been replayed, so that its further duplicates
+   * are answered without a round trip to the database. Completed records do not change until they expire;
+   * `maxAge` (default `'1m'`) bounds how long a record deleted by hand is still replayed here. `maxBytes`
+   * defaults to 8 MiB per process. `false` turns it off.
+   */
+  replayCache?: { maxAge?: Duration; maxBytes?: number } | false;
   /** How `@VerifyWebhook()` verifies each provider (secrets, tolerance, url), unless the decorator says otherwise. */
   webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
   /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */

@@ -30,9 +30,16 @@ export interface ClaimRequest {
 /** What a claim attempt found, decided under the row lock. */
 export type ClaimOutcome =
   | { status: 'claimed'; ref: ClaimRef; attempt: number; takenOver: boolean }
-  | { status: 'completed'; response: StoredResponse }
+  | { status: 'completed'; response: StoredResponse; record?: CompletedRecord }
   | { status: 'in-flight'; retryAfterMs: number }
   | { status: 'fingerprint-mismatch' };
+
+/** What lets a replay be answered again without the store: the record stays as it is until it expires. */
+export interface CompletedRecord {
+  fingerprint: string | null;
+  /** Time left before the record expires, on the store's clock. */
+  expiresInMs: number;
+}
 
 export type VersionOutcome = 'applied' | 'stale' | 'busy';
 

@@ -34,6 +34,7 @@ interface ClaimRow {
   expired: boolean;
   lease_expired: boolean | null;
   lease_remaining_ms: number | null;
+  expires_in_ms: number;
   response_status: number | null;
   response_headers: Array<[string, string]> | null;
   response_body: Buffer | null;
@@ -60,6 +61,7 @@ const CLAIM_COLUMNS = `
   expires_at <= clock_timestamp() AS expired,
   lease_expires_at <= clock_timestamp() AS lease_expired,
   GREATEST(0, EXTRACT(EPOCH FROM lease_expires_at - clock_timestamp()) * 1000)::float8 AS lease_remaining_ms,
+  GREATEST(0, EXTRACT(EPOCH FROM expires_at - clock_timestamp()) * 1000)::float8 AS expires_in_ms,
   response_status, response_headers, response_body`;
 
 /** `$n` milliseconds from now on the database clock (`now()` is frozen at the start of a transaction). */
@@ -171,7 +173,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     if (!row) return undefined;
     switch (decide(row, request.fingerprint)) {
       case 'replay':
-        return { status: 'completed', response: toResponse(row) };
+        return replay(row);
       case 'mismatch':
         return { status: 'fingerprint-mismatch' };
       default:
@@ -469,7 +471,7 @@ function decide(row: ClaimRow, fingerprint: string | null): Decision {
 function answer(row: ClaimRow, decision: Decision): Exclude<ClaimOutcome, { status: 'claimed' }> | undefined {
   switch (decision) {
     case 'replay':
-      return { status: 'completed', response: toResponse(row) };
+      return replay(row);
     case 'mismatch':
       return { status: 'fingerprint-mismatch' };
     case 'in-flight':
@@ -477,6 +479,10 @@ function answer(row: ClaimRow, decision: Decision): Exclude<ClaimOutcome, { stat
     default:
       return undefined;
   }
+}
+
+function replay(row: ClaimRow): Extract<ClaimOutcome, { status: 'completed' }> {
+  return { status: 'completed', response: toResponse(row), record: { fingerprint: row.fingerprint, expiresInMs: row.expires_in_ms } };
 }
 
 function toResponse(row: Pick<ClaimRow, 'response_status' | 'response_headers' | 'response_body'>): StoredResponse {
