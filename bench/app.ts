@@ -79,7 +79,8 @@ class OrdersController {
       migrationsRun: true,
       extra: { max: pool },
     }),
-    IdempotencyModule.forRoot({ purgeInterval: 0 }),
+    // REPLAY_CACHE=off: every replay reads the database, as the first replay of a key on an instance does.
+    IdempotencyModule.forRoot({ purgeInterval: 0, replayCache: process.env.REPLAY_CACHE === 'off' ? false : undefined }),
   ],
   controllers: [OrdersController],
 })

@@ -29,10 +29,12 @@ const root = join(__dirname, '../..');
 const peerFolder = join(root, 'bench/peer');
 
 type Keys = 'none' | 'fresh' | 'replay';
+/** Ours, ours without the replay cache, and the peer. */
+type App = 'ours' | 'uncached' | 'peer';
 
 interface Scenario {
   name: string;
-  app: 'ours' | 'peer';
+  app: App;
   path: string;
   keys: Keys;
   connections: number;
@@ -74,18 +76,19 @@ async function main(): Promise<void> {
     installPeer();
     const env = { DATABASE_URL, REDIS_URL, SCHEMA: schema, POOL: String(POOL), KEY_PREFIX: keyPrefix };
     const ours = await start(join(root, 'dist/bench/app.js'), env);
+    const uncached = await start(join(root, 'dist/bench/app.js'), { ...env, REPLAY_CACHE: 'off' });
     const peer = await start(join(peerFolder, 'app.js'), env);
-    servers.push(ours, peer);
-    const urls = { ours: ours.url, peer: peer.url };
+    servers.push(ours, uncached, peer);
+    const urls: Record<App, string> = { ours: ours.url, uncached: uncached.url, peer: peer.url };
 
-    const statements = async () => ((await (await fetch(`${ours.url}/queries`)).json()) as { statements: number }).statements;
+    const statements = async (app: App) => (app === 'peer' ? 0 : ((await (await fetch(`${urls[app]}/queries`)).json()) as { statements: number }).statements);
     const redisCommands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
     const replayKeys = new Map<string, string[]>();
-    const pids = { ours: ours.process.pid!, peer: peer.process.pid! };
+    const pids: Record<App, number> = { ours: ours.process.pid!, uncached: uncached.process.pid!, peer: peer.process.pid! };
     const run = async (scenario: Scenario, duration = DURATION): Promise<Measured> => {
-      const [pgBefore, redisBefore, cpuBefore] = [await statements(), await redisCommands(), cpuTimes(pids[scenario.app])];
-      const measured = await drive(urls[scenario.app], scenario, duration, replayKeys.get(scenario.path));
-      const [pgAfter, redisAfter, cpuAfter] = [await statements(), await redisCommands(), cpuTimes(pids[scenario.app])];
+      const [pgBefore, redisBefore, cpuBefore] = [await statements(scenario.app), await redisCommands(), cpuTimes(pids[scenario.app])];
+      const measured = await drive(urls[scenario.app], scenario, duration, replayKeys.get(`${scenario.app} ${scenario.path}`));
+      const [pgAfter, redisAfter, cpuAfter] = [await statements(scenario.app), await redisCommands(), cpuTimes(pids[scenario.app])];
       const perRequest = (before: number, after: number) => (after - before) / measured.requests;
       return {
         ...measured,
@@ -99,10 +102,10 @@ async function main(): Promise<void> {
     };
 
     // Completed keys for the replay scenarios, and a warm-up of every route.
-    for (const [app, path] of [['ours', '/lease'], ['ours', '/transaction'], ['peer', '/peer']] as const) {
+    for (const [app, path] of [['ours', '/lease'], ['ours', '/transaction'], ['uncached', '/lease'], ['peer', '/peer']] as const) {
       const keys = Array.from({ length: 200 }, () => randomUUID());
       for (const key of keys) await post(urls[app], path, key, order('replay'));
-      replayKeys.set(path, keys);
+      replayKeys.set(`${app} ${path}`, keys);
     }
     const throughput: Scenario[] = [
       { name: 'baseline (no @Idempotent)', app: 'ours', path: '/baseline', keys: 'none', connections: CONNECTIONS },
@@ -110,12 +113,13 @@ async function main(): Promise<void> {
       { name: 'first requests, transaction mode', app: 'ours', path: '/transaction', keys: 'fresh', connections: CONNECTIONS },
       { name: 'replays, lease mode', app: 'ours', path: '/lease', keys: 'replay', connections: CONNECTIONS },
       { name: 'replays, transaction mode', app: 'ours', path: '/transaction', keys: 'replay', connections: CONNECTIONS },
+      { name: 'replays, lease mode, replayCache: false', app: 'uncached', path: '/lease', keys: 'replay', connections: CONNECTIONS },
       { name: 'peer: baseline (NestJS 10)', app: 'peer', path: '/baseline', keys: 'none', connections: CONNECTIONS },
       { name: 'peer: first requests (Redis)', app: 'peer', path: '/peer', keys: 'fresh', connections: CONNECTIONS },
       { name: 'peer: replays (Redis)', app: 'peer', path: '/peer', keys: 'replay', connections: CONNECTIONS },
     ];
     const latency: Scenario[] = throughput
-      .filter((scenario) => scenario.app === 'ours')
+      .filter((scenario) => scenario.app !== 'peer')
       .map((scenario) => ({ ...scenario, name: `${scenario.name}, 1 connection`, connections: 1 }));
     for (const scenario of [...throughput, ...latency]) await run(scenario, 1);
 
@@ -133,7 +137,7 @@ async function main(): Promise<void> {
     const hotKey = [await hot(ours.url, '/transaction', db, schema), await hot(ours.url, '/wait', db, schema)];
 
     const baseline = median(throughput[0]);
-    const peerBaseline = median(throughput[5]);
+    const peerBaseline = median(throughput.find((scenario) => scenario.app === 'peer' && scenario.keys === 'none')!);
     const baselineLatency = median(latency[0]);
     const rows = [
       ...throughput.map((scenario) => {
@@ -153,7 +157,7 @@ async function main(): Promise<void> {
       settings: { durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pool: POOL },
       scenarios: rows,
       hotKey,
-      peerRatioToItsBaseline: median(throughput[6]).reqPerSec / peerBaseline.reqPerSec,
+      peerRatioToItsBaseline: median(throughput.find((scenario) => scenario.app === 'peer' && scenario.keys === 'fresh')!).reqPerSec / peerBaseline.reqPerSec,
       ourRedisStore: 'not measured: nestjs-idempotency has no Redis store yet',
     };
     writeFileSync(join(root, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
