@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
 import { Queue, type Worker } from 'bullmq';
 import { createSchema, dropSchema, sql } from '../support/database';
 import { startApp, type TestApp } from '../support/harness';
@@ -92,6 +93,41 @@ describe('the transactional outbox to BullMQ', () => {
     expect(row).toMatchObject({ failed: true, sent: false });
     expect(row.last_error).toMatch(/priority/i);
     expect(await app.effects(`fulfil:${bad}`)).toBe(0);
+  });
+
+  it("recovers when Redis goes away during BullMQ's set-up of a queue", async () => {
+    // Between the client and Redis: lets the connection's own INFO (ready check) through, cuts the connection
+    // at the next one (BullMQ's version check when the relay first makes its queue), then forwards everything.
+    let infos = 0;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname);
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('error', () => socket.destroy());
+        socket.on('close', () => sockets.delete(socket));
+      }
+      upstream.pipe(client);
+      client.on('data', (chunk: Buffer) => {
+        if (/\r\ninfo\r\n/i.test(chunk.toString('latin1')) && ++infos === 2) {
+          client.destroy();
+          upstream.destroy();
+        } else upstream.write(chunk);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const app = await start({}, `redis://127.0.0.1:${(proxy.address() as { port: number }).port}`);
+      const key = randomUUID();
+      expect((await send(app.url, '/outbox/events', { key, body: { label: key } })).status).toBe(200);
+      await eventually('the job reached BullMQ', async () => (await jobsInQueue()) === 1, 15_000);
+      expect(infos).toBeGreaterThanOrEqual(3);
+      expect(await outboxRows()).toMatchObject([{ sends: 1, sent: true }]);
+    } finally {
+      await Promise.all(apps.splice(0).map((app) => app.close()));
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('refuses to enqueue outside a transaction', async () => {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildApp, startChildApp } from '../support/child-app';
 import { createSchema, dropSchema, sql } from '../support/database';
 import { countBy } from '../support/http';
-import { type Attempt, createEffectsTable, deliver, duplicates, effectsPerKey, FULL, inParallel, notOnce, scaled } from './load';
+import { type Attempt, createEffectsTable, deliver, duplicates, effectsPerKey, FULL, inParallel, notOnce, report, scaled } from './load';
 
 /**
  * Four instances of an app as separate processes, sharing one PostgreSQL, under a burst of duplicate
@@ -38,7 +38,9 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
     const attempts: Attempt[] = [];
     const deadline = Date.now() + 60_000;
     const answers: number[] = [];
+    const startedAt = Date.now();
     await inParallel(deliveries, 50, async (key) => answers.push((await deliver(urls, `/${mode}`, key, attempts, deadline)).status));
+    report(`/${mode}, ${INSTANCES} instances: ${DELIVERIES} deliveries over ${KEYS} keys in ${Date.now() - startedAt} ms, ${attempts.length} attempts`);
 
     expect(countBy(answers, (status) => status)).toEqual({ 201: DELIVERIES });
     const effects = await effectsPerKey(schema, mode);
@@ -68,10 +70,11 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
     await inParallel(deliveries, 40, (key) => deliver(urls, '/tx', key, attempts, deadline)).finally(() => (loading = false));
     await chaos;
 
+    const effects = await effectsPerKey(schema, 'tx');
+    report(`/tx with SIGKILLs: ${kills} instances killed, ${attempts.filter((attempt) => attempt.status === 'connection lost').length} connections lost, effects per key ${JSON.stringify(countBy([...effects.values()], (count) => count))}`);
     expect(kills).toBeGreaterThan(0);
     // Lost connections were retried elsewhere; no attempt got a 5xx other than the documented 503.
     expect(attempts.filter((attempt) => typeof attempt.status === 'number' && attempt.status >= 500 && attempt.status !== 503)).toEqual([]);
-    const effects = await effectsPerKey(schema, 'tx');
     expect(notOnce(keys, effects)).toEqual({});
   });
 
@@ -101,6 +104,7 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
     // Lease mode promises at most one run at a time: a run cut off by a crash may be followed by another.
     expect(keys.filter((key) => !effects.get(key))).toEqual([]);
     const refusedLongest = Math.max(0, ...keys.map((key) => stuckFor(attempts.filter((attempt) => attempt.key === key))));
+    report(`/lease with SIGKILLs: ${kills} instances killed, longest a key was refused as in flight: ${refusedLongest} ms (lease 2 s), runs per key ${JSON.stringify(countBy([...effects.values()], (count) => count))}`);
     expect(refusedLongest).toBeLessThan(2000 + 3000);
   });
 });

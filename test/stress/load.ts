@@ -8,6 +8,11 @@ export const FULL = process.env.STRESS === 'full';
 
 export const scaled = (small: number, full: number): number => (FULL ? full : small);
 
+/** The full run prints its figures, for the README and the notes. */
+export function report(line: string): void {
+  if (FULL) console.log(line);
+}
+
 /** Every answer a client got, and when. */
 export interface Attempt {
   key: string;

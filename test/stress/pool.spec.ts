@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type ChildApp, startChildApp } from '../support/child-app';
 import { createSchema, dropSchema } from '../support/database';
 import { countBy, send } from '../support/http';
-import { createEffectsTable, effectsPerKey, notOnce } from './load';
+import { createEffectsTable, effectsPerKey, notOnce, report } from './load';
 
 /**
  * A small pool under a crowd: 300 concurrent requests over 50 keys against 5 connections. Transaction
@@ -36,6 +36,7 @@ describe('a pool of 5 connections and 300 concurrent requests', () => {
     );
 
     const slowest = Math.max(...answers.map((answer) => answer.ms));
+    report(`/${mode}, pool of 5, 300 concurrent over 50 keys: slowest answer ${slowest} ms (waitTimeout ${WAIT_TIMEOUT} ms), ${JSON.stringify(countBy(answers, (answer) => answer.status))}`);
     expect(slowest).toBeLessThan(WAIT_TIMEOUT + 1000);
     // Each key's first request ran its handler; its duplicates got its answer, or a 409 if the wait ran out.
     const statuses = countBy(answers, (answer) => answer.status);

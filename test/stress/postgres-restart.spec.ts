@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { type ChildApp, startChildApp } from '../support/child-app';
 import { OwnPostgres } from '../support/postgres';
-import { type Attempt, deliver, duplicates, FULL, inParallel, notOnce, scaled } from './load';
+import { type Attempt, deliver, duplicates, FULL, inParallel, notOnce, report, scaled } from './load';
 
 /** PostgreSQL crashes (stopped in immediate mode) and comes back while two instances are under load. */
 describe(`PostgreSQL restarted under load${FULL ? '' : ' (scaled down)'}`, () => {
@@ -56,6 +56,10 @@ describe(`PostgreSQL restarted under load${FULL ? '' : ' (scaled down)'}`, () =>
     const replayed = (attempt: Attempt) => attempt.status === 201 && attempt.replayed;
     expect(duringOutage.filter((attempt) => !unavailable(attempt) && !replayed(attempt))).toEqual([]);
     // No handler started while the database was down: nothing ran without a claim.
+    report(
+      `PostgreSQL down ${upAt - downAt} ms: ${duringOutage.filter(unavailable).length} answers 503 with Retry-After, ` +
+        `${duringOutage.filter(replayed).length} replays from the replay cache; all ${DELIVERIES} deliveries answered ${Date.now() - upAt} ms after the restart`,
+    );
     const starts = (await Promise.all(apps.map(async (app) => (await (await fetch(`${app.url}/starts`)).json()) as number[]))).flat();
     expect(starts.filter((at) => at > downAt + 100 && at < upAt)).toEqual([]);
     // The same processes recovered, and each key took effect exactly once.

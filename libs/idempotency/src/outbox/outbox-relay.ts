@@ -231,8 +231,23 @@ export class OutboxRelay {
         refused.set(row.id, (error as Error).message);
       }
     }
-    await this.withinTimeout(Promise.all([...byQueue].map(([queue, queued]) => queue.addBulk(queued.map(toJob)))));
+    try {
+      await this.withinTimeout(Promise.all([...byQueue].map(([queue, queued]) => queue.addBulk(queued.map(toJob)))));
+    } catch (error) {
+      this.forgetQueues();
+      throw error;
+    }
     return refused;
+  }
+
+  /**
+   * A BullMQ queue whose set-up failed (Redis went away during its version check) fails every later call,
+   * for good: after a failed send, the queues are made again (they share the relay's connection, which
+   * stays open).
+   */
+  private forgetQueues(): void {
+    for (const queue of this.queues.values()) queue.close().catch(() => undefined);
+    this.queues.clear();
   }
 
   private async withinTimeout(work: Promise<unknown>): Promise<void> {
