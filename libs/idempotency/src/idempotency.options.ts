@@ -89,7 +89,8 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   /**
    * Sends the store's statements as named prepared statements, which PostgreSQL plans once per connection
    * (the claim's statement costs more to plan than to run). Default `true` where TypeORM runs on node-postgres.
-   * Set `false` behind PgBouncer older than 1.21 in transaction pooling, which cannot keep them.
+   * Set `false` behind PgBouncer in transaction pooling, unless it is 1.21 or newer with
+   * `max_prepared_statements` above 0.
    */
   preparedStatements?: boolean;
   /**
