@@ -142,11 +142,18 @@ async function main(): Promise<void> {
     const rows = [
       ...throughput.map((scenario) => {
         const result = median(scenario);
-        return { scenario: scenario.name, connections: scenario.connections, ...result, ratio: result.reqPerSec / baseline.reqPerSec };
+        return { scenario: scenario.name, app: scenario.app, connections: scenario.connections, ...result, ratio: result.reqPerSec / baseline.reqPerSec };
       }),
       ...latency.map((scenario) => {
         const result = median(scenario);
-        return { scenario: scenario.name, connections: 1, ...result, ratio: result.reqPerSec / baselineLatency.reqPerSec, addedP50: result.p50 - baselineLatency.p50 };
+        return {
+          scenario: scenario.name,
+          app: scenario.app,
+          connections: 1,
+          ...result,
+          ratio: result.reqPerSec / baselineLatency.reqPerSec,
+          addedP50: result.p50 - baselineLatency.p50,
+        };
       }),
     ];
     printTable(rows);
@@ -195,7 +202,7 @@ async function drive(url: string, scenario: Scenario, duration: number, replayKe
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   const requests = result.requests.total;
-  return { requests, reqPerSec: requests / duration, p50: at(0.5), p99: at(0.99), non2xx: result.non2xx, errors: result.errors + result.timeouts };
+  return { requests, reqPerSec: requests / result.duration, p50: at(0.5), p99: at(0.99), non2xx: result.non2xx, errors: result.errors + result.timeouts };
 }
 
 /** A thousand concurrent duplicates of one new key, each on its own connection, against a pool of 10. */
@@ -285,10 +292,10 @@ async function start(entry: string, env: Record<string, string>): Promise<Server
   return { url: `http://127.0.0.1:${port}`, process: child };
 }
 
-type Row = Measured & { scenario: string; connections: number; ratio: number; addedP50?: number };
+type Row = Measured & { scenario: string; app: App; connections: number; ratio: number; addedP50?: number };
 
 function printTable(rows: Row[]): void {
-  const header = ['scenario', 'conns', 'req/s', 'ratio', 'p50 ms', 'p99 ms', 'added p50', 'PG/req', 'Redis/req', 'CPU ms/req app+PG+Redis', 'non-2xx'];
+  const header = ['scenario', 'conns', 'req/s', 'ratio to our baseline', 'p50 ms', 'p99 ms', 'added p50', 'PG/req', 'Redis/req', 'CPU ms/req app+PG+Redis', 'non-2xx'];
   const cells = rows.map((row) => [
     row.scenario,
     String(row.connections),
@@ -297,7 +304,7 @@ function printTable(rows: Row[]): void {
     row.p50.toFixed(2),
     row.p99.toFixed(2),
     row.addedP50 === undefined ? '' : `${row.addedP50 >= 0 ? '+' : ''}${row.addedP50.toFixed(2)} ms`,
-    row.postgres.toFixed(2),
+    row.app === 'peer' ? 'not counted' : row.postgres.toFixed(2),
     row.redis.toFixed(2),
     `${row.cpu.app.toFixed(2)} + ${row.cpu.postgres.toFixed(2)} + ${row.cpu.redis.toFixed(2)}`,
     String(row.non2xx + row.errors),

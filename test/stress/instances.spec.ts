@@ -28,8 +28,9 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
     const starting: Array<Promise<void>> = [];
     const kills = (async () => {
       let count = 0;
-      while (loading) {
-        await sleep(50 + Math.random() * 250);
+      // The first kill comes early, so that even the scaled-down load sees one.
+      for (let pause = 20; loading; pause = 50 + Math.random() * 250) {
+        await sleep(pause);
         const live = alive();
         if (!loading || live.length < 2) continue;
         await live[Math.floor(Math.random() * live.length)].kill();

@@ -55,7 +55,8 @@ const LONGEST_POLL_MS = 500;
  * process; lease renewal while a handler runs; transaction mode with duplicates queued in-process.
  *
  * Polling rather than LISTEN/NOTIFY: it needs no dedicated connection outside the app's pool, works
- * through PgBouncer's transaction pooling, and the in-process wake-up covers the common case of
+ * through PgBouncer's transaction pooling (with `preparedStatements: false` where it keeps no prepared
+ * statements), and the in-process wake-up covers the common case of
  * duplicates arriving at the same instance.
  */
 @Injectable()
@@ -88,8 +89,9 @@ export class ClaimCoordinator {
     const deadline = Date.now() + request.waitTimeoutMs;
     const waits = request.transaction || request.onInFlight === 'wait';
     for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
+      const askedAt = Date.now();
       const outcome = request.transaction ? await this.claimInTransaction(request, id, deadline) : await this.claim(request);
-      if (outcome.status === 'completed') this.replays?.remember(id, outcome);
+      if (outcome.status === 'completed') this.replays?.remember(id, outcome, askedAt);
       const remaining = deadline - Date.now();
       if (outcome.status !== 'in-flight' || !waits || remaining <= 0) return outcome;
       await this.pause(id, Math.min(pause, remaining, Math.max(outcome.retryAfterMs, FIRST_POLL_MS)));

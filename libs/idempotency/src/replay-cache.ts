@@ -44,11 +44,17 @@ export class ReplayCache {
     return { status: 'completed', response: entry.response };
   }
 
-  /** Keeps a replay the store answered, for as long as its record stays the same. */
-  remember(id: string, outcome: ClaimOutcome): void {
+  /**
+   * Keeps a replay the store answered, for as long as its record stays the same. `askedAt` is when the
+   * store was asked: the record's remaining life, as the store measured it, counts from no later than that.
+   */
+  remember(id: string, outcome: ClaimOutcome, askedAt: number): void {
     if (outcome.status !== 'completed' || !outcome.record) return;
-    const ttl = Math.floor(Math.min(this.options.maxAgeMs, outcome.record.expiresInMs));
+    const ttl = Math.floor(Math.min(this.options.maxAgeMs, outcome.record.expiresInMs - (Date.now() - askedAt)));
     if (ttl < 1) return;
-    this.entries.set(id, { fingerprint: outcome.record.fingerprint, response: outcome.response }, { ttl });
+    // A body of its own: a small one read from the database may be a view into a shared 8 KiB block, which it would keep alive.
+    const body = Buffer.allocUnsafeSlow(outcome.response.body.length);
+    outcome.response.body.copy(body);
+    this.entries.set(id, { fingerprint: outcome.record.fingerprint, response: { ...outcome.response, body } }, { ttl });
   }
 }

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { type DataSource, type EntityManager, type QueryRunner, QueryRunnerAlreadyReleasedError } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
 import { IDEMPOTENCY_VERSIONS_TABLE } from './idempotency-version.entity';
@@ -21,6 +21,9 @@ const LOCK_NOT_AVAILABLE = '55P03';
 const UNDEFINED_TABLE = '42P01';
 const SERIALIZATION_FAILURE = '40001';
 const UNDEFINED_COLUMN = '42703';
+/** A named statement missing on the server connection: a pooler in transaction mode handed over another one. */
+const INVALID_STATEMENT_NAME = '26000';
+const DUPLICATE_PREPARED_STATEMENT = '42P05';
 
 type FastClaimRow = ClaimRow & { inserted: boolean };
 
@@ -244,7 +247,13 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
   async find(scope: string, key: string): Promise<IdempotencyRecordView | undefined> {
     const {
       rows: [row],
-    } = await this.send<RecordRow>(`SELECT * FROM ${this.table} WHERE scope = $1 AND key = $2 AND expires_at > clock_timestamp()`, [scope, key]);
+    } = await this.send<RecordRow>(
+      // The columns by name: a prepared `SELECT *` fails once a later migration adds one.
+      `SELECT scope, key, state, fingerprint, attempts, owner, created_at, completed_at, lease_expires_at, expires_at,
+              response_status, response_headers, response_body
+       FROM ${this.table} WHERE scope = $1 AND key = $2 AND expires_at > clock_timestamp()`,
+      [scope, key],
+    );
     return row && toView(row);
   }
 
@@ -415,6 +424,8 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
    * statement costs PostgreSQL more than running it (half the throughput, measured unnamed).
    */
   private async send<T = unknown>(sql: string, values: unknown[], runner?: QueryRunner): Promise<{ rows: T[]; count: number }> {
+    // A released runner's connection may already be another request's.
+    if (runner?.isReleased) throw new QueryRunnerAlreadyReleasedError();
     try {
       if (this.prepared) {
         // TypeORM's postgres driver: its pool (`master`: claims must never go to a read replica), or the runner's client.
@@ -526,6 +537,14 @@ function isLockTimeout(error: unknown): boolean {
 
 /** A missing table or column is a setup mistake, not an outage: say how to fix it. */
 function translate(error: unknown): unknown {
+  if (sqlState(error) === INVALID_STATEMENT_NAME || sqlState(error) === DUPLICATE_PREPARED_STATEMENT) {
+    return new IdempotencyConfigurationError(
+      `A prepared statement of nestjs-idempotency was not where it was prepared (${(error as Error).message}): the ` +
+        'connection pooler in between does not keep prepared statements (PgBouncer in transaction pooling, before 1.21 ' +
+        'or without max_prepared_statements). Set preparedStatements: false in IdempotencyModule.forRoot().',
+      { cause: error },
+    );
+  }
   if (sqlState(error) !== UNDEFINED_TABLE && sqlState(error) !== UNDEFINED_COLUMN) return error;
   return new IdempotencyConfigurationError(
     `A table of nestjs-idempotency is missing or out of date (${(error as Error).message}). ` +
