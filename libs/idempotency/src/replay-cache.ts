@@ -54,7 +54,7 @@ export class ReplayCache {
     if (ttl < 1) return;
     // A body of its own: a small one read from the database may be a view into a shared 8 KiB block, which it would keep alive.
     const body = Buffer.allocUnsafeSlow(outcome.response.body.length);
-    outcome.response.body.copy(body);
+    body.set(outcome.response.body);
     this.entries.set(id, { fingerprint: outcome.record.fingerprint, response: { ...outcome.response, body } }, { ttl });
   }
 }

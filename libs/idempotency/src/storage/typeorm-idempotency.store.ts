@@ -40,7 +40,7 @@ interface ClaimRow {
   expires_in_ms: number;
   response_status: number | null;
   response_headers: Array<[string, string]> | null;
-  response_body: Buffer | null;
+  response_body: Uint8Array | null;
 }
 
 interface RecordRow {
@@ -56,7 +56,7 @@ interface RecordRow {
   expires_at: Date;
   response_status: number | null;
   response_headers: Array<[string, string]> | null;
-  response_body: Buffer | null;
+  response_body: Uint8Array | null;
 }
 
 const CLAIM_COLUMNS = `
@@ -500,8 +500,14 @@ function toResponse(row: Pick<ClaimRow, 'response_status' | 'response_headers' |
   return {
     status: row.response_status ?? 200,
     headers: row.response_headers ?? [],
-    body: row.response_body ?? Buffer.alloc(0),
+    body: asBuffer(row.response_body),
   };
+}
+
+/** node-postgres reads bytea as a Buffer, PGlite as a plain Uint8Array: the same bytes, without a copy. */
+function asBuffer(bytes: Uint8Array | null): Buffer {
+  if (!bytes) return Buffer.alloc(0);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function toView(row: RecordRow): IdempotencyRecordView {
