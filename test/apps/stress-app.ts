@@ -3,8 +3,7 @@
  * Each route writes one effect row per handler run, so that the suites count runs in the database.
  *
  * Environment: DATABASE_URL, SCHEMA, POOL (connections, default 10), WAIT_TIMEOUT (ms, default 3000),
- * HANDLER_MS (time each handler takes after its effect, default 0), CONNECT_TIMEOUT (ms to wait for a pooled
- * connection, default 0: no limit), QUIET=1 (no logs).
+ * HANDLER_MS (time each handler takes after its effect, default 0), QUIET=1 (no logs).
  */
 import 'reflect-metadata';
 import { All, Body, Controller, Get, Headers, HttpCode, Module, Post } from '@nestjs/common';
@@ -75,8 +74,7 @@ class StressController {
       schema,
       migrations: [...idempotencyMigrations],
       migrationsRun: true,
-      // The pool's acquire timeout, as the README advises for transaction mode: a wait for a connection ends in a 503.
-      extra: { max: Number(process.env.POOL ?? 10), connectionTimeoutMillis: Number(process.env.CONNECT_TIMEOUT ?? 0) },
+      extra: { max: Number(process.env.POOL ?? 10) },
       // Keep retrying at start-up only briefly: the suites start apps against a database that is up.
       retryAttempts: 1,
     }),

@@ -21,7 +21,6 @@ describe('a pool of 5 connections and 300 concurrent requests', () => {
       SCHEMA: schema,
       POOL: '5',
       WAIT_TIMEOUT: String(WAIT_TIMEOUT),
-      CONNECT_TIMEOUT: String(WAIT_TIMEOUT),
       HANDLER_MS: '20',
       QUIET: '1',
     });
@@ -46,7 +45,7 @@ describe('a pool of 5 connections and 300 concurrent requests', () => {
     report(`/${mode}, pool of 5, 300 concurrent over 50 keys: slowest answer ${slowest} ms (waitTimeout ${WAIT_TIMEOUT} ms), ${JSON.stringify(countBy(answers, (answer) => answer.status))}`);
     expect(slowest).toBeLessThan(WAIT_TIMEOUT + 1000);
     // Each key's first request ran its handler; its duplicates got its answer, or a 409 if the wait ran out
-    // (or a 503, had the pool kept one waiting for a connection past its acquire timeout).
+    // (or a 503, had a claim waited for a pooled connection past its waitTimeout).
     const statuses = countBy(answers, (answer) => answer.status);
     expect(Object.keys(statuses).filter((status) => !['201', '409', '503'].includes(status))).toEqual([]);
     expect(statuses[201]).toBeGreaterThanOrEqual(keys.length);

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DataSource, type EntityManager, type QueryRunner, QueryRunnerAlreadyReleasedError } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
@@ -194,7 +195,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     const deadline = Date.now() + lockTimeoutMs;
     const owner = randomUUID();
     const isolation = (await this.isReadCommittedByDefault()) ? undefined : 'READ COMMITTED';
-    await runner.connect();
+    await connectWithin(runner, deadline - Date.now());
     try {
       await runner.startTransaction(isolation);
       // This claim waits on a concurrent holder of the row no longer than lockTimeoutMs; and a handler
@@ -557,6 +558,30 @@ function translate(error: unknown): unknown {
       'Add ...idempotencyMigrations to the DataSource migrations and run them (or migrationsRun: true), ' +
       'or add ...idempotencyEntities with synchronize: true.',
     { cause: error },
+  );
+}
+
+/**
+ * Takes a pooled connection for the runner, waiting no longer than the claim may wait: every running
+ * handler in transaction mode holds one, and a claim must not queue behind them past its `waitTimeout`.
+ * A connection that comes after that goes straight back to the pool.
+ */
+async function connectWithin(runner: QueryRunner, ms: number): Promise<void> {
+  const connecting = runner.connect();
+  const timer = new AbortController();
+  const gaveUp = sleep(Math.max(0, ms), undefined, { signal: timer.signal }).then(
+    () => true,
+    () => false,
+  );
+  const late = await Promise.race([connecting.then(() => false), gaveUp]).finally(() => timer.abort());
+  if (!late) return;
+  connecting.then(
+    () => runner.release(),
+    () => undefined, // It failed on its own: nothing to give back, and nobody waits for it any more.
+  );
+  throw new Error(
+    `No pooled connection came within the claim's waitTimeout (${Math.round(ms)} ms): every connection is taken ` +
+      '(in transaction mode each running handler holds one). Raise the pool size, or lower the load per instance.',
   );
 }
 

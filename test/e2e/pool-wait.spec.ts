@@ -1,0 +1,42 @@
+import { randomUUID } from 'node:crypto';
+import { createSchema, dropSchema } from '../support/database';
+import { startApp, type TestApp } from '../support/harness';
+import { send } from '../support/http';
+
+/** Transaction mode holds a pooled connection per running handler: a claim queues for one no longer than its waitTimeout. */
+describe('a transactional claim waiting for a pooled connection', () => {
+  let schema: string;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    schema = await createSchema('pool_wait');
+    t = await startApp('express', { schema, poolSize: 1 });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await dropSchema(schema);
+  });
+
+  it('gets a 503 with Retry-After once its waitTimeout has passed, and the key stays free', async () => {
+    const holder = randomUUID();
+    // Holds the only connection for 1.5 s.
+    const holding = send(t.url, '/t/tx', { key: holder, body: { label: holder, msAfter: 1500 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const key = randomUUID();
+    const startedAt = Date.now();
+    const refused = await send(t.url, '/t/tx-short', { key, body: { label: key } });
+    const waited = Date.now() - startedAt;
+    expect(refused.status).toBe(503);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(refused.json()).toMatchObject({ code: 'IDEMPOTENCY_STORE_UNAVAILABLE' });
+    expect(waited).toBeGreaterThanOrEqual(250);
+    expect(waited).toBeLessThan(1200);
+
+    expect((await holding).status).toBe(201);
+    // The connection that came too late went back to the pool, and the key runs once it is retried.
+    expect((await send(t.url, '/t/tx-short', { key, body: { label: key } })).status).toBe(201);
+    expect(await t.effects(key)).toBe(1);
+    expect((await send(t.url, '/t/tx', { key: randomUUID(), body: { label: 'after' } })).status).toBe(201);
+  });
+});
