@@ -1,0 +1,32 @@
+/** The default prefix of the Redis store's keys. */
+export const DEFAULT_REDIS_PREFIX = 'idempotency:';
+
+/**
+ * The Redis key of one record. Each record is one hash under one key, so every script of the store
+ * touches a single key: on Redis Cluster that is a single slot, and records spread over all of them.
+ * Scope and key are URI-encoded, so that `:` inside them never makes two records meet.
+ *
+ * @example
+ * redisRecordKey('idempotency:', 'POST /orders', 'k1') // 'idempotency:POST%20%2Forders:k1'
+ */
+export function redisRecordKey(prefix: string, scope: string, key: string): string {
+  return `${prefix}${encodeURIComponent(scope)}:${encodeURIComponent(key)}`;
+}
+
+/**
+ * The fields of a record's hash. Times are milliseconds since the epoch on Redis' clock (`TIME`);
+ * a field that is absent is null (`fingerprint`, `owner`, `completed`, `lease`, the response).
+ */
+export const REDIS_FIELDS = {
+  state: 'state', // 'in_flight' | 'completed'
+  fingerprint: 'fp',
+  owner: 'owner',
+  attempts: 'attempts',
+  createdAt: 'created',
+  completedAt: 'completed',
+  leaseExpiresAt: 'lease',
+  expiresAt: 'expires',
+  status: 'status',
+  headers: 'headers', // JSON array of [name, value]
+  body: 'body', // the bytes of the body
+} as const;
