@@ -7,6 +7,7 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!.*/node_modules/)(?!(@nestjs|cookie|@electric-sql/pglite|@octokit)/)'],
   moduleNameMapper: {
     '^nestjs-idempotency$': '<rootDir>/libs/idempotency/src/index.ts',
+    '^nestjs-idempotency/(testing|terminus)$': '<rootDir>/libs/idempotency/src/$1/index.ts',
     // ESM-only, with an "import" condition alone, which Jest's CommonJS resolver does not match.
     '^@octokit/webhooks-methods$': '<rootDir>/node_modules/@octokit/webhooks-methods/dist-node/index.js',
   },
