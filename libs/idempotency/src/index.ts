@@ -60,7 +60,9 @@ export {
   type TransactionalIdempotencyStore,
   type VersionOutcome,
 } from './storage/idempotency-store';
-export { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
+export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './storage/typeorm-idempotency.store';
+export { RedisIdempotencyStore, type RedisClient, type RedisIdempotencyStoreOptions } from './storage/redis-idempotency.store';
+export { DEFAULT_REDIS_PREFIX, redisRecordKey } from './storage/redis-record-key';
 export { IdempotencyRecord, IDEMPOTENCY_TABLE } from './storage/idempotency-record.entity';
 export { IdempotencyVersion, IDEMPOTENCY_VERSIONS_TABLE } from './storage/idempotency-version.entity';
 export { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';
