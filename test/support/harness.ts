@@ -57,7 +57,13 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
     platform === 'express'
       ? await NestFactory.create(TestAppModule, { logger: false, rawBody: true })
       : await NestFactory.create(TestAppModule, new FastifyAdapter(), { logger: false, rawBody: true });
-  await app.listen(0, '127.0.0.1');
+  try {
+    await app.listen(0, '127.0.0.1');
+  } catch (error) {
+    // A start refused by a lifecycle hook still opened the pool and the store's connections.
+    await app.close();
+    throw error;
+  }
   const dataSource = app.get<DataSource>(getDataSourceToken());
   return {
     app,

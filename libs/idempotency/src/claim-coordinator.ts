@@ -231,7 +231,7 @@ export class ClaimCoordinator {
   private transactionalStore(): TransactionalIdempotencyStore {
     const store = this.store as Partial<TransactionalIdempotencyStore>;
     if (typeof store.claimInTransaction !== 'function') {
-      throw new IdempotencyConfigurationError('transaction: true needs a store that supports transactions (the TypeORM/PostgreSQL store).');
+      throw new IdempotencyConfigurationError('transaction: true (and runJob()) needs a store that holds claims in transactions: the PostgreSQL store, not Redis.');
     }
     return store as TransactionalIdempotencyStore;
   }

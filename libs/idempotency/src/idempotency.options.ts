@@ -6,7 +6,9 @@ import { assertKeySource, type KeySource, presetOf } from './keys/key-source';
 import { PROVIDER_PRESETS, storeSuccessOnly } from './keys/provider-presets';
 import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
-import type { OutboxOptions } from './outbox/outbox.options';
+import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
+import type { IdempotencyStore } from './storage/idempotency-store';
+import type { RedisClient } from './storage/redis-idempotency.store';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -82,6 +84,11 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
  * IdempotencyModule.forRoot({ ttl: '24h', lease: '60s', purgeInterval: '15m', dataSource: 'records' })
  */
 export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order'> {
+  /**
+   * Where records are kept: `'postgres'` (default: the app's TypeORM DataSource), Redis, or a store of your
+   * own. Transaction mode, event ordering, `runJob()` and the outbox need PostgreSQL.
+   */
+  store?: 'postgres' | RedisStoreOptions | IdempotencyStore;
   /** How often expired records are purged. Default `'1h'`; `0` turns the timer off. */
   purgeInterval?: Duration;
   /** Rows deleted per purge statement. Default 1000. */
@@ -104,6 +111,23 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
   /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */
   outbox?: OutboxOptions;
+}
+
+/**
+ * Records in Redis (`RedisIdempotencyStore`), through ioredis (an optional peer: `npm install ioredis`).
+ *
+ * @example
+ * IdempotencyModule.forRoot({ store: { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } })
+ */
+export interface RedisStoreOptions {
+  type: 'redis';
+  /**
+   * A `redis://` or `rediss://` URL or ioredis options, for a connection the module opens and closes; or a
+   * client of your own (a `Cluster` too), which it leaves open.
+   */
+  connection: string | RedisConnectionOptions | RedisClient;
+  /** Prepended to every key. Default `'idempotency:'`. */
+  prefix?: string;
 }
 
 /** The route options after defaults, in milliseconds. */

@@ -13,6 +13,7 @@ export {
   type EventOrder,
   type EventVersion,
   type InFlightPolicy,
+  type RedisStoreOptions,
   type ScopeFunction,
 } from './idempotency.options';
 export type { IdempotencyRequest } from './idempotency-request';
