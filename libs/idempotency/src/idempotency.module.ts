@@ -14,6 +14,7 @@ import { IdempotencyService } from './idempotency.service';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
+import { IdempotencyMetrics } from './observability/idempotency-metrics';
 import type { IdempotencyModuleOptions } from './idempotency.options';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
@@ -79,6 +80,12 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
           return relay;
         },
         inject: [IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, source],
+      },
+      {
+        // Only with the metrics option; loads prom-client, and stops counting with the app.
+        provide: IdempotencyMetrics,
+        useFactory: (options: IdempotencyModuleOptions) => IdempotencyMetrics.start(options.metrics),
+        inject: [IDEMPOTENCY_MODULE_OPTIONS],
       },
       { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
     ],

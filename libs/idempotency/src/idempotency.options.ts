@@ -9,6 +9,7 @@ import type { WebhookProvider } from './webhooks/webhook-verifiers';
 import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
 import type { IdempotencyStore } from './storage/idempotency-store';
 import type { RedisClient } from './storage/redis-idempotency.store';
+import type { IdempotencyMetricsOptions } from './observability/idempotency-metrics';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -111,6 +112,12 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
   /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */
   outbox?: OutboxOptions;
+  /**
+   * Prometheus metrics through `prom-client` (an optional peer): `idempotency_outcomes_total{outcome,route}`
+   * and `idempotency_added_seconds{outcome,route}`, in prom-client's global `register` unless `registry` says.
+   * Default off.
+   */
+  metrics?: boolean | IdempotencyMetricsOptions;
 }
 
 /**

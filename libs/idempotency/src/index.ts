@@ -34,6 +34,15 @@ export { OutboxMessage, IDEMPOTENCY_OUTBOX_TABLE } from './outbox/outbox-message
 export { CreateIdempotencyOutbox1763900000002 } from './storage/migrations/1763900000002-create-idempotency-outbox';
 export { REPLAYED_HEADER, SKIPPED_HEADER, DEFAULT_REPLAY_HEADERS } from './http/replay';
 export {
+  IDEMPOTENCY_OUTCOME_CHANNEL,
+  IDEMPOTENCY_OUTCOMES,
+  idempotencyKeyHash,
+  onIdempotencyOutcome,
+  type IdempotencyOutcome,
+  type IdempotencyOutcomeMessage,
+} from './observability/idempotency-events';
+export { DEFAULT_ADDED_SECONDS_BUCKETS, type IdempotencyMetricsOptions } from './observability/idempotency-metrics';
+export {
   EventVersionInvalidException,
   IdempotencyException,
   IdempotencyKeyInUseException,
