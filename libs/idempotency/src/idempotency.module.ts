@@ -14,6 +14,7 @@ import { IdempotencyService } from './idempotency.service';
 import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import type { IdempotencyModuleOptions } from './idempotency.options';
+import { withEncryptionAtRest } from './storage/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
 
@@ -51,8 +52,9 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       ...(module.providers ?? []),
       {
         provide: IDEMPOTENCY_STORE,
+        // Also without `encryption`: an encrypted body left from when it was on is then refused, never replayed as is.
         useFactory: (source: DataSource, options: IdempotencyModuleOptions) =>
-          new TypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements }),
+          withEncryptionAtRest(new TypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements }), options.encryption),
         inject: [getDataSourceToken(dataSource), IDEMPOTENCY_MODULE_OPTIONS],
       },
       ClaimCoordinator,

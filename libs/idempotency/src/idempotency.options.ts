@@ -7,6 +7,7 @@ import { PROVIDER_PRESETS, storeSuccessOnly } from './keys/provider-presets';
 import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
 import type { OutboxOptions } from './outbox/outbox.options';
+import type { EncryptionOptions } from './storage/response-encryption';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -104,6 +105,14 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
   /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */
   outbox?: OutboxOptions;
+  /**
+   * Encrypts stored response bodies and headers with AES-256-GCM. The first key encrypts, every key
+   * decrypts: add a new key first, and remove an old one once its records have expired (`ttl`).
+   *
+   * @example
+   * encryption: { keys: [{ id: '2025-06', key: process.env.IDEMPOTENCY_KEY_2025_06! }] } // openssl rand -base64 32
+   */
+  encryption?: EncryptionOptions;
 }
 
 /** The route options after defaults, in milliseconds. */

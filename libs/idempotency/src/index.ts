@@ -61,6 +61,9 @@ export {
   type VersionOutcome,
 } from './storage/idempotency-store';
 export { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
+export { withEncryptionAtRest } from './storage/encrypted-store';
+export type { EncryptionKey, EncryptionOptions } from './storage/response-encryption';
+export { IdempotencyDecryptionError } from './errors/decryption.errors';
 export { IdempotencyRecord, IDEMPOTENCY_TABLE } from './storage/idempotency-record.entity';
 export { IdempotencyVersion, IDEMPOTENCY_VERSIONS_TABLE } from './storage/idempotency-version.entity';
 export { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';
