@@ -193,7 +193,7 @@ describe('an app without TypeORM, on the Redis store', () => {
     );
     await client.quit();
     expect(error).toBeInstanceOf(IdempotencyConfigurationError);
-    expect((error as Error).message).toMatch(/TransactionalController\.tx needs transaction mode.*PostgreSQL store.*RedisIdempotencyStore/s);
+    expect((error as Error).message).toMatch(/TransactionalController\.tx needs transaction mode.*PostgreSQL store.*\(Redis\)/s);
   });
 
   it('says what is missing when the default PostgreSQL store has no DataSource', async () => {

@@ -16,6 +16,7 @@ import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { IdempotencyMetrics } from './observability/idempotency-metrics';
 import type { IdempotencyModuleOptions } from './idempotency.options';
+import { withEncryptionAtRest } from './storage/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
 import { StoreCapabilityCheck } from './storage/store-capability.check';
@@ -61,7 +62,12 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         useFactory: (options: IdempotencyModuleOptions, source?: DataSource) => openStore(options, source),
         inject: [IDEMPOTENCY_MODULE_OPTIONS, source],
       },
-      { provide: IDEMPOTENCY_STORE, useFactory: (opened: OpenedStore) => opened.store, inject: [OpenedStore] },
+      {
+        provide: IDEMPOTENCY_STORE,
+        // Also without `encryption`: an encrypted body left from when it was on is then refused, never replayed as is.
+        useFactory: (opened: OpenedStore, options: IdempotencyModuleOptions) => withEncryptionAtRest(opened.store, options.encryption),
+        inject: [OpenedStore, IDEMPOTENCY_MODULE_OPTIONS],
+      },
       StoreCapabilityCheck,
       ClaimCoordinator,
       IdempotencyService,

@@ -10,6 +10,7 @@ import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.opti
 import type { IdempotencyStore } from './storage/idempotency-store';
 import type { RedisClient } from './storage/redis-idempotency.store';
 import type { IdempotencyMetricsOptions } from './observability/idempotency-metrics';
+import type { EncryptionOptions } from './storage/response-encryption';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -118,6 +119,14 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
    * Default off.
    */
   metrics?: boolean | IdempotencyMetricsOptions;
+  /**
+   * Encrypts stored response bodies and headers with AES-256-GCM. The first key encrypts, every key
+   * decrypts: add a new key first, and remove an old one once its records have expired (`ttl`).
+   *
+   * @example
+   * encryption: { keys: [{ id: '2025-06', key: process.env.IDEMPOTENCY_KEY_2025_06! }] } // openssl rand -base64 32
+   */
+  encryption?: EncryptionOptions;
 }
 
 /**

@@ -73,6 +73,9 @@ export {
 export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './storage/typeorm-idempotency.store';
 export { RedisIdempotencyStore, type RedisClient, type RedisIdempotencyStoreOptions } from './storage/redis-idempotency.store';
 export { DEFAULT_REDIS_PREFIX, redisRecordKey } from './storage/redis-record-key';
+export { withEncryptionAtRest } from './storage/encrypted-store';
+export type { EncryptionKey, EncryptionOptions } from './storage/response-encryption';
+export { IdempotencyDecryptionError } from './errors/decryption.errors';
 export { IdempotencyRecord, IDEMPOTENCY_TABLE } from './storage/idempotency-record.entity';
 export { IdempotencyVersion, IDEMPOTENCY_VERSIONS_TABLE } from './storage/idempotency-version.entity';
 export { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';

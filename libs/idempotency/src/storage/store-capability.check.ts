@@ -26,7 +26,7 @@ export class StoreCapabilityCheck implements OnApplicationBootstrap {
     if (routes.length === 0) return;
     throw new IdempotencyConfigurationError(
       `${routes.join(', ')} ${routes.length === 1 ? 'needs' : 'need'} transaction mode (transaction: true or order), which only the ` +
-        `PostgreSQL store has; this app keeps its records in ${this.store.constructor.name}. Use lease mode on ` +
+        `PostgreSQL store has; this app's store (${storeName(this.options)}) has none. Use lease mode on ` +
         "these routes (transaction: false, without order), or store: 'postgres'.",
     );
   }
@@ -44,4 +44,10 @@ export class StoreCapabilityCheck implements OnApplicationBootstrap {
     }
     return routes;
   }
+}
+
+function storeName(options: IdempotencyModuleOptions): string {
+  const store = options.store;
+  if (typeof store === 'object' && store !== null && 'type' in store && store.type === 'redis') return 'Redis';
+  return typeof store === 'object' && store !== null ? store.constructor.name : 'PostgreSQL';
 }
