@@ -1,12 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import IORedis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { idempotencyMigrations, RedisIdempotencyStore, TypeOrmIdempotencyStore } from 'nestjs-idempotency';
+import { type IdempotencyStore, idempotencyMigrations, RedisIdempotencyStore, TypeOrmIdempotencyStore, withEncryptionAtRest } from 'nestjs-idempotency';
 import { testIdempotencyStore } from 'nestjs-idempotency/testing';
 import { createSchema, DATABASE_URL, dropSchema } from '../support/database';
 import { REDIS_URL, uniquePrefix } from '../support/redis';
 
 /** The contract every store keeps, run against both built-in stores on the real servers. */
-async function postgresStore(options: { preparedStatements?: boolean } = {}) {
+/** What the module uses: every store it builds is wrapped, encrypting when keys are given. */
+const encrypted = (store: IdempotencyStore) => withEncryptionAtRest(store, { keys: [{ id: 'contract', key: randomBytes(32) }] });
+
+async function postgresStore(options: { preparedStatements?: boolean } = {}, wrap = (store: IdempotencyStore) => store) {
   const schema = await createSchema('contract');
   const dataSource = await new DataSource({
     type: 'postgres',
@@ -17,7 +21,7 @@ async function postgresStore(options: { preparedStatements?: boolean } = {}) {
     extra: { max: 10 },
   }).initialize();
   return {
-    store: new TypeOrmIdempotencyStore(dataSource, options),
+    store: wrap(new TypeOrmIdempotencyStore(dataSource, options)),
     countRecords: async () => Number((await dataSource.query(`SELECT count(*)::int AS n FROM "${schema}".idempotency_records`))[0].n),
     close: async () => {
       await dataSource.destroy();
@@ -28,16 +32,20 @@ async function postgresStore(options: { preparedStatements?: boolean } = {}) {
 
 testIdempotencyStore('PostgreSQL (TypeOrmIdempotencyStore)', () => postgresStore());
 testIdempotencyStore('PostgreSQL without prepared statements', () => postgresStore({ preparedStatements: false }));
+testIdempotencyStore('PostgreSQL, encrypted at rest', () => postgresStore({}, encrypted));
 
-testIdempotencyStore('Redis (RedisIdempotencyStore)', async () => {
+async function redisStore(wrap = (store: IdempotencyStore) => store) {
   const client = new IORedis(REDIS_URL);
   const prefix = `${uniquePrefix('contract')}:`;
   return {
-    store: new RedisIdempotencyStore(client, { prefix }),
+    store: wrap(new RedisIdempotencyStore(client, { prefix })),
     close: async () => {
       const keys = await client.keys(`${prefix}*`);
       if (keys.length > 0) await client.del(...keys);
       await client.quit();
     },
   };
-});
+}
+
+testIdempotencyStore('Redis (RedisIdempotencyStore)', () => redisStore());
+testIdempotencyStore('Redis, encrypted at rest', () => redisStore(encrypted));
