@@ -1,6 +1,9 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { idempotencyEntities, idempotencyMigrations, IdempotencyModule } from 'nestjs-idempotency';
+import { IdempotencyHealthModule } from 'nestjs-idempotency/terminus';
+import { HealthController } from './health.controller';
 import type { Database } from './database';
 import { CreateShop1763900000100 } from './shop/migrations/1763900000100-create-shop';
 import { Order } from './shop/order.entity';
@@ -45,8 +48,10 @@ export class AppModule {
           // Jobs lost by a Redis that keeps nothing on disk are sent again; the worker's runJob makes that safe.
           outbox: { connection: REDIS_URL, prefix: QUEUE_PREFIX, redeliverAfter: '1m' },
         }),
+        TerminusModule,
+        IdempotencyHealthModule,
       ],
-      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController],
+      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController, HealthController],
       providers: [FulfilmentWorker],
     };
   }
