@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { idempotencyMigrations, TypeOrmIdempotencyStore } from 'nestjs-idempotency';
+import { idempotencyKeyHash, idempotencyMigrations, TypeOrmIdempotencyStore, withEncryptionAtRest } from 'nestjs-idempotency';
 import { runBuiltCli } from '../support/cli';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 
@@ -72,8 +72,30 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
       expect(run.stdout).toMatch(/^headers\s+content-type: application\/json; charset=utf-8\n\s+location: \/orders\/7$/m);
       expect(run.stdout).toMatch(new RegExp(`^body\\s+${Buffer.byteLength(body)} bytes \\(--body shows it\\)$`, 'm'));
       expect(run.stdout).toMatch(/^fingerprint\s+fp-order$/m);
+      // What the logs and the diagnostics channel call this record, to find it from a log line.
+      expect(run.stdout).toMatch(new RegExp(`^log hash\\s+${idempotencyKeyHash('POST /orders', order)}$`, 'm'));
+      expect(run.stdout).not.toMatch(/^encrypted/m);
       expect(run.stdout).toMatch(/^expires\s+\S+Z \(in 23h 59m\)$/m);
       expect(run.stdout).not.toContain('widget');
+    });
+
+    it('says which key encrypted a record stored with encryption', async () => {
+      // A schema of its own: the counts of the stats test stay as they are.
+      const own = await createSchema('cli_encrypted');
+      const { dataSource, store } = await openStore(own);
+      try {
+        const key = randomUUID();
+        const encrypted = withEncryptionAtRest(store, { keys: [{ id: 'key-2026', key: Buffer.alloc(32, 7) }] });
+        const outcome = await encrypted.claim({ scope: 'POST /secret', key, fingerprint: null, leaseMs: 30_000, ttlMs: DAY });
+        if (outcome.status !== 'claimed') throw new Error(outcome.status);
+        await encrypted.complete(outcome.ref, { status: 200, headers: [['content-type', 'text/plain']], body: Buffer.from('secret') }, DAY);
+        const run = await runBuiltCli(['inspect', key, '--scope', 'POST /secret', '--schema', own], { DATABASE_URL });
+        expect(run.stdout).toMatch(/^encrypted\s+with key "key-2026" \(headers and body\)$/m);
+        expect(run.stdout).not.toContain('secret"');
+      } finally {
+        await dataSource.destroy();
+        await dropSchema(own);
+      }
     });
 
     it('finds the key in every scope without --scope', async () => {

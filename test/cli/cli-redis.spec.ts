@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import IORedis from 'ioredis';
-import { REDIS_FIELDS, redisRecordKey } from '../../libs/idempotency/src/storage/redis-record-key';
+import { idempotencyKeyHash, REDIS_FIELDS, redisRecordKey } from 'nestjs-idempotency';
 import { runBuiltCli } from '../support/cli';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../support/redis';
 
@@ -108,6 +108,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
         response: { status: 201, headers: [['content-type', 'application/octet-stream']], bodyBytes: 3, body: '/wAQ', bodyEncoding: 'base64' },
         fingerprint: 'fp-order',
         owner,
+        keyHash: idempotencyKeyHash('POST /orders', order),
       },
     ]);
   });

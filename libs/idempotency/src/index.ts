@@ -72,7 +72,7 @@ export {
 } from './storage/idempotency-store';
 export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './storage/typeorm-idempotency.store';
 export { RedisIdempotencyStore, type RedisClient, type RedisIdempotencyStoreOptions } from './storage/redis-idempotency.store';
-export { DEFAULT_REDIS_PREFIX, redisRecordKey } from './storage/redis-record-key';
+export { DEFAULT_REDIS_PREFIX, REDIS_FIELDS, redisRecordKey } from './storage/redis-record-key';
 export { withEncryptionAtRest } from './storage/encrypted-store';
 export type { EncryptionKey, EncryptionOptions } from './storage/response-encryption';
 export { IdempotencyDecryptionError } from './errors/decryption.errors';

@@ -1,4 +1,6 @@
 import { isUtf8 } from 'node:buffer';
+import { idempotencyKeyHash } from '../observability/idempotency-events';
+import { envelopeKeyId } from '../storage/response-encryption';
 import type { IdempotencyRecordView } from '../storage/idempotency-store';
 import { CliFailure, UsageError } from './cli-errors';
 import { type Command, type CommandContext, printJson } from './command';
@@ -32,6 +34,10 @@ export interface InspectedRecord {
   } | null;
   fingerprint: string | null;
   owner: string | null;
+  /** The key's hash as the logs and the diagnostics channel name it. */
+  keyHash: string;
+  /** The id of the key that encrypted the stored answer (`encryption`), if it is encrypted. */
+  encryptedWith?: string;
 }
 
 export const inspectCommand: Command = {
@@ -42,7 +48,8 @@ export const inspectCommand: Command = {
 
 Shows each live record with this key: scope, state, attempts, when it was created and completed,
 its lease (and whether it ran out: a stuck claim), when it expires, the stored status, headers and
-body size, the fingerprint and the owner token. Expired records count as absent and are not shown.
+body size, the fingerprint, the owner token, and the key's hash as the logs and the diagnostics
+channel name it. Expired records count as absent and are not shown.
 
 Options:
   --scope <scope>    only this scope: the route's "METHOD /path" (plus "#" and your scope function's
@@ -105,6 +112,8 @@ export function inspected(record: IdempotencyRecordView, now: Date, withBody: bo
     },
     fingerprint: record.fingerprint,
     owner: record.owner,
+    keyHash: idempotencyKeyHash(record.scope, record.key),
+    ...(response && envelopeKeyId(response.body) !== undefined && { encryptedWith: envelopeKeyId(response.body) }),
   };
 }
 
@@ -135,10 +144,11 @@ function formatRecord(record: InspectedRecord, now: Date): string {
     const headers = response.headers.map(([name, value]) => `${printable(name)}: ${printable(value)}`);
     rows.push(['headers', headers.length > 0 ? headers.join('\n') : '-']);
     rows.push(['body', response.body === undefined ? `${formatCount(response.bodyBytes)} bytes (--body shows it)` : describeBody(response)]);
+    if (record.encryptedWith !== undefined) rows.push(['encrypted', `with key ${JSON.stringify(record.encryptedWith)} (headers and body)`]);
   } else {
     rows.push(['response', 'none yet']);
   }
-  rows.push(['fingerprint', record.fingerprint ?? '- (not checked)'], ['owner', record.owner ?? '-']);
+  rows.push(['fingerprint', record.fingerprint ?? '- (not checked)'], ['owner', record.owner ?? '-'], ['log hash', record.keyHash]);
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
   return rows
     .map(([label, value]) =>

@@ -145,6 +145,13 @@ export function isEnvelope(body: Uint8Array): boolean {
   return body.length > MAGIC.length && MAGIC.equals(body.subarray(0, MAGIC.length));
 }
 
+/** The id of the key that encrypted a stored body, read from its envelope; `undefined` for a body in clear. */
+export function envelopeKeyId(body: Uint8Array): string | undefined {
+  if (!isEnvelope(body) || body.length < MAGIC.length + 2) return undefined;
+  const start = MAGIC.length + 2;
+  return Buffer.from(body.subarray(start, start + body[MAGIC.length + 1])).toString('latin1');
+}
+
 function envelopeHeader(keyId: string): Buffer {
   const id = Buffer.from(keyId, 'latin1');
   return Buffer.concat([MAGIC, Buffer.from([VERSION, id.length]), id]);
