@@ -15,6 +15,7 @@ import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import type { IdempotencyModuleOptions } from './idempotency.options';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
+import { PartitionedTypeOrmIdempotencyStore } from './storage/partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
 
 /**
@@ -52,7 +53,9 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       {
         provide: IDEMPOTENCY_STORE,
         useFactory: (source: DataSource, options: IdempotencyModuleOptions) =>
-          new TypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements }),
+          options.partitioning
+            ? new PartitionedTypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements, ...options.partitioning })
+            : new TypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements }),
         inject: [getDataSourceToken(dataSource), IDEMPOTENCY_MODULE_OPTIONS],
       },
       ClaimCoordinator,

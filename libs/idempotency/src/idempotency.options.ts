@@ -7,6 +7,7 @@ import { PROVIDER_PRESETS, storeSuccessOnly } from './keys/provider-presets';
 import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
 import type { OutboxOptions } from './outbox/outbox.options';
+import type { PartitioningOptions } from './storage/partitioned-typeorm-idempotency.store';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -104,6 +105,12 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   webhooks?: { [Provider in WebhookProvider]?: VerifyWebhookOptions };
   /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */
   outbox?: OutboxOptions;
+  /**
+   * Keeps records in a table partitioned by time (`PartitionedTypeOrmIdempotencyStore`), whose partitions are
+   * dropped whole once all their records expired, instead of deleted row by row. Needs the migration
+   * `CreatePartitionedIdempotencyRecords1763900000010`. For many millions of records a day.
+   */
+  partitioning?: PartitioningOptions;
 }
 
 /** The route options after defaults, in milliseconds. */

@@ -61,6 +61,13 @@ export {
   type VersionOutcome,
 } from './storage/idempotency-store';
 export { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
+export {
+  PartitionedTypeOrmIdempotencyStore,
+  IDEMPOTENCY_PARTITIONED_TABLE,
+  type PartitionedTypeOrmIdempotencyStoreOptions,
+  type PartitioningOptions,
+} from './storage/partitioned-typeorm-idempotency.store';
+export { CreatePartitionedIdempotencyRecords1763900000010 } from './storage/migrations/1763900000010-create-partitioned-idempotency-records';
 export { IdempotencyRecord, IDEMPOTENCY_TABLE } from './storage/idempotency-record.entity';
 export { IdempotencyVersion, IDEMPOTENCY_VERSIONS_TABLE } from './storage/idempotency-version.entity';
 export { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';
