@@ -75,8 +75,8 @@ interface Partition {
  * drops a partition whose range is over once every record in it has expired: it checks that under a SHARE
  * lock of the partition (which waits for writes in progress, at most 100 ms), then detaches it
  * `CONCURRENTLY` (no lock that blocks reads or writes) and drops it. It deletes no rows one by one, and
- * returns how many rows the dropped partitions held. The table has no DEFAULT partition: PostgreSQL
- * cannot detach concurrently beside one.
+ * returns how many rows the dropped partitions held (from their statistics, which autovacuum keeps). The
+ * table has no DEFAULT partition: PostgreSQL cannot detach concurrently beside one.
  *
  * @example
  * IdempotencyModule.forRoot({ ttl: '24h', partitioning: { interval: '1d' } })
@@ -356,7 +356,16 @@ export class PartitionedTypeOrmIdempotencyStore extends TypeOrmIdempotencyStore 
     return expired;
   }
 
+  /**
+   * The rows of a partition from its statistics, which autovacuum keeps: counting them would read the whole
+   * partition (a third of a second per million rows). Counted only where it was never vacuumed nor analyzed.
+   */
   private async countRows(partition: Partition): Promise<number> {
+    const [{ estimate }]: Array<{ estimate: number }> = await this.dataSource.query(
+      `SELECT reltuples::float8 AS estimate FROM pg_class WHERE oid = $1::regclass`,
+      [partition.name],
+    );
+    if (estimate >= 0) return Math.round(estimate);
     const [{ rows }]: Array<{ rows: number }> = await this.dataSource.query(`SELECT count(*)::int AS rows FROM ${partition.name}`);
     return rows;
   }
