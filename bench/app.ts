@@ -3,6 +3,7 @@
  * each way of running it, so that the difference between two routes is what the library adds.
  *
  *   SCHEMA=bench POOL=10 node dist/bench/app.js   (prints "listening <port>")
+ *   STORE=redis REDIS_URL=... KEY_PREFIX=...       (records in Redis; no transaction route)
  *
  * `GET /queries` tells how many statements the app has sent to PostgreSQL so far: the driver divides the
  * difference by the requests of a scenario to get its round trips per request. They are counted on
@@ -35,7 +36,7 @@ interface Order {
 class OrdersController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  private async insert(order: Order, manager: EntityManager = this.dataSource.manager) {
+  protected async insert(order: Order, manager: EntityManager = this.dataSource.manager) {
     const [row] = (await manager.query(`INSERT INTO "${schema}".orders (ref, amount) VALUES ($1, $2) RETURNING id`, [
       order.ref,
       order.amount,
@@ -58,16 +59,22 @@ class OrdersController {
     return this.insert(order);
   }
 
-  @Post('transaction') @Idempotent({ transaction: true })
-  transaction(@Body() order: Order, @IdempotentTransaction() em: EntityManager) {
-    return this.insert(order, em);
-  }
-
   @Get('queries')
   queries() {
     return { statements };
   }
 }
+
+/** Transaction mode, which only the PostgreSQL store has. */
+@Controller()
+class TransactionController extends OrdersController {
+  @Post('transaction') @Idempotent({ transaction: true })
+  transaction(@Body() order: Order, @IdempotentTransaction() em: EntityManager) {
+    return this.insert(order, em);
+  }
+}
+
+const redisStore = process.env.STORE === 'redis';
 
 @Module({
   imports: [
@@ -80,9 +87,13 @@ class OrdersController {
       extra: { max: pool },
     }),
     // REPLAY_CACHE=off: every replay reads the database, as the first replay of a key on an instance does.
-    IdempotencyModule.forRoot({ purgeInterval: 0, replayCache: process.env.REPLAY_CACHE === 'off' ? false : undefined }),
+    IdempotencyModule.forRoot({
+      purgeInterval: 0,
+      replayCache: process.env.REPLAY_CACHE === 'off' ? false : undefined,
+      store: redisStore ? { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `${process.env.KEY_PREFIX}-ours:` } : 'postgres',
+    }),
   ],
-  controllers: [OrdersController],
+  controllers: [redisStore ? OrdersController : TransactionController],
 })
 class BenchAppModule {}
 

@@ -29,8 +29,8 @@ const root = join(__dirname, '../..');
 const peerFolder = join(root, 'bench/peer');
 
 type Keys = 'none' | 'fresh' | 'replay';
-/** Ours, ours without the replay cache, and the peer. */
-type App = 'ours' | 'uncached' | 'peer';
+/** Ours, ours without the replay cache, ours on the Redis store (without it too), and the peer. */
+type App = 'ours' | 'uncached' | 'redis' | 'peer';
 
 interface Scenario {
   name: string;
@@ -77,14 +77,16 @@ async function main(): Promise<void> {
     const env = { DATABASE_URL, REDIS_URL, SCHEMA: schema, POOL: String(POOL), KEY_PREFIX: keyPrefix };
     const ours = await start(join(root, 'dist/bench/app.js'), env);
     const uncached = await start(join(root, 'dist/bench/app.js'), { ...env, REPLAY_CACHE: 'off' });
+    // Store against store: the peer keeps no answers in process either.
+    const redisStore = await start(join(root, 'dist/bench/app.js'), { ...env, STORE: 'redis', REPLAY_CACHE: 'off' });
     const peer = await start(join(peerFolder, 'app.js'), env);
-    servers.push(ours, uncached, peer);
-    const urls: Record<App, string> = { ours: ours.url, uncached: uncached.url, peer: peer.url };
+    servers.push(ours, uncached, redisStore, peer);
+    const urls: Record<App, string> = { ours: ours.url, uncached: uncached.url, redis: redisStore.url, peer: peer.url };
 
     const statements = async (app: App) => (app === 'peer' ? 0 : ((await (await fetch(`${urls[app]}/queries`)).json()) as { statements: number }).statements);
     const redisCommands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
     const replayKeys = new Map<string, string[]>();
-    const pids: Record<App, number> = { ours: ours.process.pid!, uncached: uncached.process.pid!, peer: peer.process.pid! };
+    const pids: Record<App, number> = { ours: ours.process.pid!, uncached: uncached.process.pid!, redis: redisStore.process.pid!, peer: peer.process.pid! };
     const run = async (scenario: Scenario, duration = DURATION): Promise<Measured> => {
       const [pgBefore, redisBefore, cpuBefore] = [await statements(scenario.app), await redisCommands(), cpuTimes(pids[scenario.app])];
       const measured = await drive(urls[scenario.app], scenario, duration, replayKeys.get(`${scenario.app} ${scenario.path}`));
@@ -102,7 +104,7 @@ async function main(): Promise<void> {
     };
 
     // Completed keys for the replay scenarios, and a warm-up of every route.
-    for (const [app, path] of [['ours', '/lease'], ['ours', '/transaction'], ['uncached', '/lease'], ['peer', '/peer']] as const) {
+    for (const [app, path] of [['ours', '/lease'], ['ours', '/transaction'], ['uncached', '/lease'], ['redis', '/lease'], ['peer', '/peer']] as const) {
       const keys = Array.from({ length: 200 }, () => randomUUID());
       for (const key of keys) await post(urls[app], path, key, order('replay'));
       replayKeys.set(`${app} ${path}`, keys);
@@ -114,6 +116,8 @@ async function main(): Promise<void> {
       { name: 'replays, lease mode', app: 'ours', path: '/lease', keys: 'replay', connections: CONNECTIONS },
       { name: 'replays, transaction mode', app: 'ours', path: '/transaction', keys: 'replay', connections: CONNECTIONS },
       { name: 'replays, lease mode, replayCache: false', app: 'uncached', path: '/lease', keys: 'replay', connections: CONNECTIONS },
+      { name: 'Redis store: first requests, lease mode', app: 'redis', path: '/lease', keys: 'fresh', connections: CONNECTIONS },
+      { name: 'Redis store: replays, replayCache: false', app: 'redis', path: '/lease', keys: 'replay', connections: CONNECTIONS },
       { name: 'peer: baseline (NestJS 10)', app: 'peer', path: '/baseline', keys: 'none', connections: CONNECTIONS },
       { name: 'peer: first requests (Redis)', app: 'peer', path: '/peer', keys: 'fresh', connections: CONNECTIONS },
       { name: 'peer: replays (Redis)', app: 'peer', path: '/peer', keys: 'replay', connections: CONNECTIONS },
@@ -158,6 +162,7 @@ async function main(): Promise<void> {
     ];
     printTable(rows);
     printHotKey(hotKey);
+    const ratioOf = (app: App, keys: Scenario['keys']) => median(throughput.find((scenario) => scenario.app === app && scenario.keys === keys)!).reqPerSec;
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query('SHOW server_version')).rows[0].server_version },
@@ -165,7 +170,11 @@ async function main(): Promise<void> {
       scenarios: rows,
       hotKey,
       peerRatioToItsBaseline: median(throughput.find((scenario) => scenario.app === 'peer' && scenario.keys === 'fresh')!).reqPerSec / peerBaseline.reqPerSec,
-      ourRedisStore: 'not measured: nestjs-idempotency has no Redis store yet',
+      // Store against store, both on Redis, neither keeping answers in process.
+      ourRedisStoreToPeer: {
+        firstRequests: ratioOf('redis', 'fresh') / ratioOf('peer', 'fresh'),
+        replays: ratioOf('redis', 'replay') / ratioOf('peer', 'replay'),
+      },
     };
     writeFileSync(join(root, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
     console.log('\nwritten: bench/results.json');

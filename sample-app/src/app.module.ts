@@ -19,6 +19,7 @@ import { Receipt } from './fulfilment/receipt.entity';
 import { ReceiptsController } from './fulfilment/receipts.controller';
 import { Product } from './shop/product.entity';
 import { StockController } from './shop/stock.controller';
+import { MetricsController } from './metrics/metrics.controller';
 
 @Module({})
 export class AppModule {
@@ -44,9 +45,11 @@ export class AppModule {
           },
           // Jobs lost by a Redis that keeps nothing on disk are sent again; the worker's runJob makes that safe.
           outbox: { connection: REDIS_URL, prefix: QUEUE_PREFIX, redeliverAfter: '1m' },
+          // Outcome counters and timings in prom-client's global register, served at GET /metrics.
+          metrics: true,
         }),
       ],
-      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController],
+      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController, MetricsController],
       providers: [FulfilmentWorker],
     };
   }

@@ -6,7 +6,6 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import {
   CreatePartitionedIdempotencyRecords1763900000010,
-  IDEMPOTENCY_STORE,
   IdempotencyConfigurationError,
   IdempotencyModule,
   IdempotencyService,
@@ -282,6 +281,13 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
     }
   });
 
+  it('refuses the partitioning option beside another store', async () => {
+    const store = { claim: jest.fn(), peek: jest.fn(), complete: jest.fn(), release: jest.fn(), renew: jest.fn(), find: jest.fn(), purgeExpired: jest.fn() };
+    @Module({ imports: [IdempotencyModule.forRoot({ purgeInterval: 0, store, partitioning: { interval: '1d' } })] })
+    class OtherStoreModule {}
+    await expect(NestFactory.createApplicationContext(OtherStoreModule, { logger: false, abortOnError: false })).rejects.toThrow(/partitioning applies to the PostgreSQL store/);
+  });
+
   it('is the store of IdempotencyModule with the partitioning option, and makes its partitions at start', async () => {
     const own = await createSchema('partitioned_module');
     @Module({
@@ -299,7 +305,6 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
     class PartitionedModule {}
     const app = await NestFactory.createApplicationContext(PartitionedModule, { logger: false });
     try {
-      expect(app.get(IDEMPOTENCY_STORE)).toBeInstanceOf(PartitionedTypeOrmIdempotencyStore);
       const [{ count }] = await sql<{ count: number }>(
         `SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`,
         [`"${own}".idempotency_partitioned_records`],
@@ -311,6 +316,8 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
       expect(await run()).toBe(1);
       expect(await run()).toBe(1);
       expect(await service.find('job-1')).toMatchObject({ state: 'completed' });
+      expect(await sql(`SELECT state FROM "${own}".idempotency_partitioned_records WHERE key = 'job-1'`)).toEqual([{ state: 'completed' }]);
+      expect(await sql(`SELECT count(*)::int AS count FROM "${own}".idempotency_records`)).toEqual([{ count: 0 }]);
     } finally {
       await app.close();
       await dropSchema(own);

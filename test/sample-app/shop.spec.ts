@@ -66,6 +66,17 @@ describe.each([
     expect((await send(shop.url, '/orders', { key, body: { sku: 'gizmo', quantity: 1 } })).status).toBe(201);
   });
 
+  it('serves Prometheus metrics at GET /metrics', async () => {
+    // An unknown sku: a 404 answer, stored and replayed, that changes no stock and places no order.
+    const key = randomUUID();
+    for (let round = 0; round < 2; round++) expect((await send(shop.url, '/orders', { key, body: { sku: 'no-such-sku', quantity: 1 } })).status).toBe(404);
+    const metrics = await send(shop.url, '/metrics', { method: 'GET' });
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(metrics.text).toMatch(/^idempotency_outcomes_total\{outcome="claimed",route="POST \/orders"\} [1-9]\d*$/m);
+    expect(metrics.text).toMatch(/^idempotency_added_seconds_count\{outcome="replayed",route="POST \/orders"\} [1-9]\d*$/m);
+  });
+
   const stripe = (event: object, secret = 'whsec_local_stripe_secret') => {
     const delivery = stripeDelivery(event, secret);
     return send(shop.url, '/webhooks/stripe', { body: delivery.body, headers: delivery.headers });

@@ -1,4 +1,4 @@
-import { type INestApplication, Module } from '@nestjs/common';
+import { type INestApplication, type LoggerService, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
@@ -31,6 +31,8 @@ export interface TestAppOptions {
   controllers?: Array<new (...args: never[]) => unknown>;
   /** Entities besides the effects table. */
   entities?: Array<new () => unknown>;
+  /** Where the app logs; default nowhere. */
+  logger?: LoggerService;
 }
 
 /** A real Nest app on a real port, with its own pool, on the test file's schema. */
@@ -55,9 +57,15 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
 
   const app =
     platform === 'express'
-      ? await NestFactory.create(TestAppModule, { logger: false, rawBody: true })
-      : await NestFactory.create(TestAppModule, new FastifyAdapter(), { logger: false, rawBody: true });
-  await app.listen(0, '127.0.0.1');
+      ? await NestFactory.create(TestAppModule, { logger: options.logger ?? false, rawBody: true })
+      : await NestFactory.create(TestAppModule, new FastifyAdapter(), { logger: options.logger ?? false, rawBody: true });
+  try {
+    await app.listen(0, '127.0.0.1');
+  } catch (error) {
+    // A start refused by a lifecycle hook still opened the pool and the store's connections.
+    await app.close();
+    throw error;
+  }
   const dataSource = app.get<DataSource>(getDataSourceToken());
   return {
     app,

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
 import { toMilliseconds } from './duration';
@@ -6,6 +7,7 @@ import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import type { IdempotencyModuleOptions, InFlightPolicy } from './idempotency.options';
 import { KeyedGate } from './keyed-gate';
+import { OutcomeReport } from './observability/idempotency-events';
 import { ReplayCache } from './replay-cache';
 import {
   type ClaimOutcome,
@@ -25,6 +27,19 @@ export interface BeginRequest extends ClaimRequest {
   waitTimeoutMs: number;
   onInFlight: InFlightPolicy;
   transaction: boolean;
+  /** An HTTP request: its outcomes carry the status the client gets. */
+  http?: boolean;
+}
+
+/**
+ * What the client gets when a held claim is given back without a stored answer; published as the
+ * request's outcome (default `released`).
+ */
+export interface ReleaseAnswer {
+  outcome?: 'released' | 'stale-skipped' | 'rejected-in-flight' | 'store-unavailable';
+  status?: number;
+  /** Why, for the log line of `store-unavailable`. */
+  error?: Error;
 }
 
 /** A claim this process holds: it must end with `complete()` or `release()`. */
@@ -36,7 +51,7 @@ export interface HeldClaim {
   /** Stores the response; false if the claim was lost (lease taken over). Throws if nothing was stored. */
   complete(response: StoredResponse, ttlMs: number): Promise<boolean>;
   /** Gives the key back (transaction mode: rolls back), so that the next attempt runs again. */
-  release(): Promise<void>;
+  release(answer?: ReleaseAnswer): Promise<void>;
   /** Lease mode: stops renewing, so that the claim is taken over once its lease runs out. */
   abandon(): void;
   /** Transaction mode: see `TransactionalClaim.advanceVersion`. */
@@ -44,6 +59,9 @@ export interface HeldClaim {
 }
 
 export type BeginOutcome = Exclude<ClaimOutcome, { status: 'claimed' }> | { status: 'claimed'; claim: HeldClaim };
+
+/** A held claim before its outcomes are reported: `release()` says whether the claim was still held. */
+type UnreportedClaim = Omit<HeldClaim, 'release'> & { release(): Promise<boolean> };
 
 /** First and longest pause between two looks at an in-flight record, in ms. */
 const FIRST_POLL_MS = 20;
@@ -82,7 +100,38 @@ export class ClaimCoordinator {
     }
   }
 
+  /**
+   * Claims the request's key, or says why not. Every outcome is reported here (published and logged),
+   * and those of a held claim when it ends.
+   */
   async begin(request: BeginRequest): Promise<BeginOutcome> {
+    const report = new OutcomeReport(request.scope, request.key, request.http === true);
+    let outcome: BeginOutcome;
+    try {
+      outcome = await report.timed(() => this.decide(request, report));
+    } catch (error) {
+      if (!(error instanceof IdempotencyConfigurationError)) report.answer('store-unavailable', { status: 503, error: error as Error });
+      throw error;
+    }
+    if (report.hasWaited && outcome.status !== 'in-flight') report.note('waited');
+    switch (outcome.status) {
+      case 'completed':
+        report.answer('replayed', { status: outcome.response.status });
+        break;
+      case 'fingerprint-mismatch':
+        report.answer('key-reused', { status: 422 });
+        break;
+      case 'in-flight':
+        report.answer('rejected-in-flight', { status: 409 });
+        break;
+      case 'claimed':
+        report.attempt = outcome.claim.attempt;
+        if (outcome.claim.takenOver) report.note('lease-taken-over');
+    }
+    return outcome;
+  }
+
+  private async decide(request: BeginRequest, report: OutcomeReport): Promise<BeginOutcome> {
     const id = recordId(request);
     const cached = this.replays?.get(id, request.fingerprint);
     if (cached) return cached;
@@ -90,26 +139,27 @@ export class ClaimCoordinator {
     const waits = request.transaction || request.onInFlight === 'wait';
     for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
       const askedAt = Date.now();
-      const outcome = request.transaction ? await this.claimInTransaction(request, id, deadline) : await this.claim(request);
+      const outcome = request.transaction ? await this.claimInTransaction(request, id, deadline, report) : await this.claim(request, report);
       if (outcome.status === 'completed') this.replays?.remember(id, outcome, askedAt);
       const remaining = deadline - Date.now();
       if (outcome.status !== 'in-flight' || !waits || remaining <= 0) return outcome;
+      const pausedAt = performance.now();
       await this.pause(id, Math.min(pause, remaining, Math.max(outcome.retryAfterMs, FIRST_POLL_MS)));
+      report.waited(performance.now() - pausedAt);
     }
   }
 
-  private async claim(request: BeginRequest): Promise<BeginOutcome> {
+  private async claim(request: BeginRequest, report: OutcomeReport): Promise<BeginOutcome> {
     const outcome = await this.store.claim(request);
     if (outcome.status !== 'claimed') return outcome;
-    if (outcome.takenOver) {
-      this.logger.warn(`Lease expired; attempt ${outcome.attempt} takes over the claim of scope "${request.scope}".`);
-    }
-    return { status: 'claimed', claim: this.leaseClaim(outcome.ref, outcome.attempt, outcome.takenOver, request) };
+    return { status: 'claimed', claim: reported(this.leaseClaim(outcome.ref, outcome.attempt, outcome.takenOver, request, report), report) };
   }
 
-  private async claimInTransaction(request: BeginRequest, id: string, deadline: number): Promise<BeginOutcome> {
+  private async claimInTransaction(request: BeginRequest, id: string, deadline: number, report: OutcomeReport): Promise<BeginOutcome> {
     const store = this.transactionalStore();
+    const queuedAt = performance.now();
     const turn = await this.gate.acquire(id, deadline - Date.now());
+    if (!turn || turn.waited) report.waited(performance.now() - queuedAt);
     if (!turn) return { status: 'in-flight', retryAfterMs: 1000 };
     const { leave } = turn;
     try {
@@ -125,21 +175,21 @@ export class ClaimCoordinator {
         leave();
         return outcome;
       }
-      return { status: 'claimed', claim: this.transactionClaim(outcome.claim, { attempt: outcome.attempt, takenOver: outcome.takenOver }, id, request.maxLeaseMs, leave) };
+      const held = this.transactionClaim(outcome.claim, { attempt: outcome.attempt, takenOver: outcome.takenOver }, id, request.maxLeaseMs, leave, report);
+      return { status: 'claimed', claim: reported(held, report) };
     } catch (error) {
       leave();
       throw error;
     }
   }
 
-  private leaseClaim(ref: ClaimRef, attempt: number, takenOver: boolean, request: BeginRequest): HeldClaim {
-    const stopRenewing = this.renewWhileHeld(ref, request.leaseMs, request.maxLeaseMs);
-    const finish = async (write: () => Promise<boolean>, lost: string): Promise<boolean> => {
+  private leaseClaim(ref: ClaimRef, attempt: number, takenOver: boolean, request: BeginRequest, report: OutcomeReport): UnreportedClaim {
+    const stopRenewing = this.renewWhileHeld(ref, request.leaseMs, request.maxLeaseMs, report);
+    // False when the lease was taken over meanwhile: the write is fenced off, and reported as such.
+    const finish = async (write: () => Promise<boolean>): Promise<boolean> => {
       stopRenewing();
       try {
-        const held = await write();
-        if (!held) this.logger.warn(`${lost} for scope "${ref.scope}": its lease ran out and another attempt took the key over.`);
-        return held;
+        return await write();
       } finally {
         this.wake(recordId(ref));
       }
@@ -147,10 +197,8 @@ export class ClaimCoordinator {
     return {
       attempt,
       takenOver,
-      complete: (response, ttlMs) => finish(() => this.store.complete(ref, response, ttlMs), 'Late completion fenced'),
-      release: async () => {
-        await finish(() => this.store.release(ref), 'Release fenced');
-      },
+      complete: (response, ttlMs) => finish(() => this.store.complete(ref, response, ttlMs)),
+      release: () => finish(() => this.store.release(ref)),
       abandon: stopRenewing,
     };
   }
@@ -166,7 +214,8 @@ export class ClaimCoordinator {
     id: string,
     maxLeaseMs: number,
     leave: () => void,
-  ): HeldClaim {
+    report: OutcomeReport,
+  ): UnreportedClaim {
     let open = true;
     const end = async (work: () => Promise<void>) => {
       if (!open) throw new Error(`The claim's transaction was rolled back ${maxLeaseMs} ms after the claim (maxLease).`);
@@ -180,12 +229,14 @@ export class ClaimCoordinator {
       }
     };
     const timer = setTimeout(() => {
-      this.logger.warn(`A transactional claim was held past maxLease (${maxLeaseMs} ms); it is rolled back.`);
+      this.logger.warn(`${report.describe()}: a transactional claim was held past maxLease (${maxLeaseMs} ms); it is rolled back.`);
       end(() => claim.rollback()).catch((error: Error) => this.logger.error(`Rolling back an expired claim failed: ${error.message}`, error.stack));
     }, maxLeaseMs);
     timer.unref();
     const release = async () => {
       if (open) await end(() => claim.rollback());
+      // Rolled back, now or by the maxLease timer: the key is free either way.
+      return true;
     };
     return {
       ...outcome,
@@ -206,7 +257,7 @@ export class ClaimCoordinator {
    * Renews the lease every third of it while the handler runs, so that a slow but live handler is not
    * run a second time; never past `maxLeaseMs` after the claim, so that a stuck one is.
    */
-  private renewWhileHeld(ref: ClaimRef, leaseMs: number, maxLeaseMs: number): () => void {
+  private renewWhileHeld(ref: ClaimRef, leaseMs: number, maxLeaseMs: number, report: OutcomeReport): () => void {
     if (maxLeaseMs <= leaseMs) return () => undefined;
     const claimedAt = Date.now();
     const timer = setInterval(() => {
@@ -219,9 +270,9 @@ export class ClaimCoordinator {
         (held) => {
           if (held) return;
           clearInterval(timer);
-          this.logger.warn(`Lease lost for scope "${ref.scope}" while its handler was running.`);
+          this.logger.warn(`${report.describe()}: lease lost while its handler was running.`);
         },
-        (error: Error) => this.logger.error(`Lease renewal failed for scope "${ref.scope}": ${error.message}`, error.stack),
+        (error: Error) => this.logger.error(`${report.describe()}: lease renewal failed: ${error.message}`, error.stack),
       );
     }, Math.max(250, Math.floor(leaseMs / 3)));
     timer.unref();
@@ -231,7 +282,7 @@ export class ClaimCoordinator {
   private transactionalStore(): TransactionalIdempotencyStore {
     const store = this.store as Partial<TransactionalIdempotencyStore>;
     if (typeof store.claimInTransaction !== 'function') {
-      throw new IdempotencyConfigurationError('transaction: true needs a store that supports transactions (the TypeORM/PostgreSQL store).');
+      throw new IdempotencyConfigurationError('transaction: true (and runJob()) needs a store that holds claims in transactions: the PostgreSQL store, not Redis.');
     }
     return store as TransactionalIdempotencyStore;
   }
@@ -257,6 +308,42 @@ export class ClaimCoordinator {
   private wake(id: string): void {
     for (const wake of this.wakers.get(id) ?? []) wake();
   }
+}
+
+/**
+ * Reports how a held claim ends: `claimed` once its answer is stored, `completion-fenced` when its lease
+ * was taken over meanwhile, `store-unavailable` when storing failed, else what the release says.
+ */
+function reported(claim: UnreportedClaim, report: OutcomeReport): HeldClaim {
+  return {
+    ...claim,
+    complete: async (response, ttlMs) => {
+      let held: boolean;
+      try {
+        held = await report.timed(() => claim.complete(response, ttlMs));
+      } catch (error) {
+        // Transaction mode: nothing was committed, the client gets 503. Lease mode: it gets the real answer.
+        report.answer('store-unavailable', { status: claim.manager ? 503 : response.status, error: error as Error });
+        throw error;
+      }
+      report.answer(held ? 'claimed' : 'completion-fenced', { status: response.status });
+      return held;
+    },
+    release: async (answer = {}) => {
+      let held = true;
+      try {
+        held = await report.timed(() => claim.release());
+      } finally {
+        // A release that failed is reported as asked: the client gets that answer, and the lease frees the key.
+        report.answer(held ? (answer.outcome ?? 'released') : 'completion-fenced', answer);
+      }
+    },
+    abandon: () => {
+      claim.abandon();
+      report.answer('released');
+    },
+    advanceVersion: claim.advanceVersion && ((resource, version, ttlMs) => report.timed(() => claim.advanceVersion!(resource, version, ttlMs))),
+  };
 }
 
 function recordId(ref: { scope: string; key: string }): string {

@@ -14,7 +14,7 @@ import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'no
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { defer, map, mergeMap, type Observable, of, shareReplay } from 'rxjs';
-import { type BeginOutcome, ClaimCoordinator, type HeldClaim } from './claim-coordinator';
+import { type BeginOutcome, ClaimCoordinator, type HeldClaim, type ReleaseAnswer } from './claim-coordinator';
 import type { VersionOutcome } from './storage/idempotency-store';
 import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
 import {
@@ -137,17 +137,25 @@ export class IdempotencyInterceptor implements NestInterceptor {
       if (!claim.advanceVersion) throw new IdempotencyConfigurationError('order needs a store whose transactional claims record versions (advanceVersion).');
       applied = await claim.advanceVersion(event.resource, event.version, options.ttlMs);
     } catch (error) {
-      await this.release(claim);
-      if (error instanceof IdempotencyConfigurationError) throw error;
-      this.logger.error(`Recording an event version failed: ${(error as Error).message}`, (error as Error).stack);
-      throw new IdempotencyStoreUnavailableException();
+      if (error instanceof IdempotencyConfigurationError) {
+        await this.release(claim, { status: 500 });
+        throw error;
+      }
+      const problem = new IdempotencyStoreUnavailableException();
+      await this.release(claim, { outcome: 'store-unavailable', status: problem.getStatus(), error: error as Error });
+      throw problem;
     }
     if (applied === 'applied') return undefined;
+    if (applied === 'busy') {
+      // Another event of the same resource held it past waitTimeout: the provider retries later.
+      const problem = new IdempotencyKeyInUseException(1);
+      await this.release(claim, { outcome: 'rejected-in-flight', status: problem.getStatus() });
+      throw problem;
+    }
     // Nothing to keep: a redelivery of this event is as stale as this one.
-    await this.release(claim);
-    // Another event of the same resource held it past waitTimeout: the provider retries later.
-    if (applied === 'busy') throw new IdempotencyKeyInUseException(1);
-    return staleEventResponse();
+    const skipped = staleEventResponse();
+    await this.release(claim, { outcome: 'stale-skipped', status: skipped.status });
+    return skipped;
   }
 
   private async begin(
@@ -163,10 +171,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
         waitTimeoutMs: options.waitTimeoutMs,
         onInFlight: options.onInFlight,
         transaction: options.transaction,
+        http: true,
       });
     } catch (error) {
       if (error instanceof IdempotencyConfigurationError) throw error;
-      this.logger.error(`Idempotency store unavailable: ${(error as Error).message}`, (error as Error).stack);
+      // The coordinator has reported (and logged) it; the client gets the retryable 503.
       throw new IdempotencyStoreUnavailableException();
     }
   }
@@ -199,7 +208,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
           .then(() => sleep(CLOSE_GRACE_MS))
           .then(() =>
             finishOnce(() => {
-              this.logger.warn(`${request.method} ${request.url}: the client left and no response was written; the answer is not stored.`);
+              this.logger.warn(`${routeOf(request)}: the client left and no response was written; the answer is not stored.`);
               return this.abandon(claim);
             }),
           );
@@ -210,7 +219,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       map((value: unknown) => {
         if (isStream(value)) {
           throw new UnstorableResponseError(
-            `${request.method} ${request.url} returned a stream, which an idempotent route cannot store and replay. ` +
+            `${routeOf(request)} returned a stream, which an idempotent route cannot store and replay. ` +
               'Return the whole body (object, string or Buffer), or remove @Idempotent() from this route.',
           );
         }
@@ -235,7 +244,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     try {
       if (captured.truncated || captured.body.length > options.maxResponseBytes) {
         throw new UnstorableResponseError(
-          `${request.method} ${request.url} answered more than maxResponseBytes (${options.maxResponseBytes}) bytes. ` +
+          `${routeOf(request)} answered more than maxResponseBytes (${options.maxResponseBytes}) bytes. ` +
             'Raise maxResponseBytes for this route, or return less.',
         );
       }
@@ -250,19 +259,21 @@ export class IdempotencyInterceptor implements NestInterceptor {
           void stillRunning.then(() => this.abandon(claim));
           return undefined;
         }
-        return await this.release(claim);
+        return await this.release(claim, { status: captured.status });
       }
     } catch (error) {
       // Nothing was stored and nothing was sent: fail this request loudly and give the key back.
-      this.logger.error(`${request.method} ${request.url}: ${(error as Error).message}`, (error as Error).stack);
-      await this.release(claim);
-      return internalError();
+      this.logger.error(`${routeOf(request)}: ${(error as Error).message}`, (error as Error).stack);
+      const answer = internalError();
+      await this.release(claim, { status: answer.status });
+      return answer;
     }
+    const stored = toStoredResponse(captured, options.replayHeaders);
     try {
-      await claim.complete(toStoredResponse(captured, options.replayHeaders), options.ttlMs);
+      await claim.complete(stored, options.ttlMs);
       return undefined;
-    } catch (error) {
-      this.logger.error(`Storing the response failed: ${(error as Error).message}`, (error as Error).stack);
+    } catch {
+      // Reported and logged (store-unavailable) by the claim.
       // In transaction mode nothing was committed, the handler's writes included: the client must retry.
       // In lease mode the handler's effects happened: the client gets the real answer.
       if (!claim.manager) return undefined;
@@ -292,9 +303,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return undefined;
   }
 
-  private async release(claim: HeldClaim): Promise<undefined> {
+  private async release(claim: HeldClaim, answer?: ReleaseAnswer): Promise<undefined> {
     try {
-      await claim.release();
+      await claim.release(answer);
     } catch (error) {
       // The lease (or the closed connection, in transaction mode) frees the key anyway.
       this.logger.error(`Releasing an idempotency claim failed: ${(error as Error).message}`, (error as Error).stack);
@@ -345,6 +356,11 @@ function respondsItself(controller: object, method: string): boolean {
     return type === RouteParamtypes.RESPONSE || type === RouteParamtypes.NEXT;
   });
   return takesResponse && !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, method);
+}
+
+/** `POST /orders/:id`: the route in a log line, never its URL (which may hold a key or a tenant). */
+function routeOf(request: IdempotencyRequest): string {
+  return `${request.method.toUpperCase()} ${routePath(request) ?? '(unmatched route)'}`;
 }
 
 /** Express's response is Node's; Fastify's reply wraps it. */

@@ -1,5 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { ClaimCoordinator } from './claim-coordinator';
@@ -11,12 +11,15 @@ import {
 } from './idempotency.module-definition';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyService } from './idempotency.service';
+import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
+import { IdempotencyMetrics } from './observability/idempotency-metrics';
 import type { IdempotencyModuleOptions } from './idempotency.options';
+import { withEncryptionAtRest } from './storage/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
-import { PartitionedTypeOrmIdempotencyStore } from './storage/partitioned-typeorm-idempotency.store';
-import { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
+import { OpenedStore, openStore } from './storage/open-store';
+import { StoreCapabilityCheck } from './storage/store-capability.check';
 
 /**
  * Makes `@Idempotent()` routes work across the app and provides `IdempotencyService`. It is global:
@@ -45,33 +48,50 @@ export class IdempotencyModule extends ConfigurableIdempotencyModule {
 
 /** `dataSource` is read here, not in the options factory, because it decides what is injected. */
 function withProviders(module: DynamicModule, dataSource: string | undefined): DynamicModule {
+  // Optional: an app that keeps its records in Redis may have no TypeORM at all.
+  const source = { token: getDataSourceToken(dataSource), optional: true };
   return {
     ...module,
     global: true,
+    imports: [...(module.imports ?? []), DiscoveryModule],
     providers: [
       ...(module.providers ?? []),
       {
-        provide: IDEMPOTENCY_STORE,
-        useFactory: (source: DataSource, options: IdempotencyModuleOptions) =>
-          options.partitioning
-            ? new PartitionedTypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements, ...options.partitioning })
-            : new TypeOrmIdempotencyStore(source, { preparedStatements: options.preparedStatements }),
-        inject: [getDataSourceToken(dataSource), IDEMPOTENCY_MODULE_OPTIONS],
+        // Its own provider, so that Nest closes the connection it may have opened.
+        provide: OpenedStore,
+        useFactory: (options: IdempotencyModuleOptions, source?: DataSource) => openStore(options, source),
+        inject: [IDEMPOTENCY_MODULE_OPTIONS, source],
       },
+      {
+        provide: IDEMPOTENCY_STORE,
+        // Also without `encryption`: an encrypted body left from when it was on is then refused, never replayed as is.
+        useFactory: (opened: OpenedStore, options: IdempotencyModuleOptions) => withEncryptionAtRest(opened.store, options.encryption),
+        inject: [OpenedStore, IDEMPOTENCY_MODULE_OPTIONS],
+      },
+      StoreCapabilityCheck,
       ClaimCoordinator,
       IdempotencyService,
-      { provide: OUTBOX_DATA_SOURCE, useExisting: getDataSourceToken(dataSource) },
+      { provide: OUTBOX_DATA_SOURCE, useFactory: (source?: DataSource) => source ?? null, inject: [source] },
       JobOutbox,
       {
         // Only where the outbox is configured with a relay in this process; Nest starts and stops it with the app.
         provide: OutboxRelay,
-        useFactory: (options: IdempotencyModuleOptions, source: DataSource, outbox: JobOutbox) => {
+        useFactory: (options: IdempotencyModuleOptions, outbox: JobOutbox, source?: DataSource) => {
           if (!options.outbox || options.outbox.relay === false) return null;
+          if (!source) {
+            throw new IdempotencyConfigurationError('The outbox relay needs a TypeORM DataSource on PostgreSQL: import TypeOrmModule.forRoot() beside IdempotencyModule.');
+          }
           const relay = new OutboxRelay(source, options.outbox);
           outbox.onCommit(() => relay.wake());
           return relay;
         },
-        inject: [IDEMPOTENCY_MODULE_OPTIONS, getDataSourceToken(dataSource), JobOutbox],
+        inject: [IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, source],
+      },
+      {
+        // Only with the metrics option; loads prom-client, and stops counting with the app.
+        provide: IdempotencyMetrics,
+        useFactory: (options: IdempotencyModuleOptions) => IdempotencyMetrics.start(options.metrics),
+        inject: [IDEMPOTENCY_MODULE_OPTIONS],
       },
       { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
     ],

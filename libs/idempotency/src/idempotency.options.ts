@@ -6,7 +6,11 @@ import { assertKeySource, type KeySource, presetOf } from './keys/key-source';
 import { PROVIDER_PRESETS, storeSuccessOnly } from './keys/provider-presets';
 import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
-import type { OutboxOptions } from './outbox/outbox.options';
+import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
+import type { IdempotencyStore } from './storage/idempotency-store';
+import type { RedisClient } from './storage/redis-idempotency.store';
+import type { IdempotencyMetricsOptions } from './observability/idempotency-metrics';
+import type { EncryptionOptions } from './storage/response-encryption';
 import type { PartitioningOptions } from './storage/partitioned-typeorm-idempotency.store';
 
 /** What a duplicate gets while the first request with its key is still running. */
@@ -83,6 +87,11 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
  * IdempotencyModule.forRoot({ ttl: '24h', lease: '60s', purgeInterval: '15m', dataSource: 'records' })
  */
 export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order'> {
+  /**
+   * Where records are kept: `'postgres'` (default: the app's TypeORM DataSource), Redis, or a store of your
+   * own. Transaction mode, event ordering, `runJob()` and the outbox need PostgreSQL.
+   */
+  store?: 'postgres' | RedisStoreOptions | IdempotencyStore;
   /** How often expired records are purged. Default `'1h'`; `0` turns the timer off. */
   purgeInterval?: Duration;
   /** Rows deleted per purge statement. Default 1000. */
@@ -106,11 +115,42 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
   /** The transactional outbox to BullMQ (`JobOutbox`), and whether this process relays it. */
   outbox?: OutboxOptions;
   /**
-   * Keeps records in a table partitioned by time (`PartitionedTypeOrmIdempotencyStore`), whose partitions are
-   * dropped whole once all their records expired, instead of deleted row by row. Needs the migration
+   * Prometheus metrics through `prom-client` (an optional peer): `idempotency_outcomes_total{outcome,route}`
+   * and `idempotency_added_seconds{outcome,route}`, in prom-client's global `register` unless `registry` says.
+   * Default off.
+   */
+  metrics?: boolean | IdempotencyMetricsOptions;
+  /**
+   * Encrypts stored response bodies and headers with AES-256-GCM. The first key encrypts, every key
+   * decrypts: add a new key first, and remove an old one once its records have expired (`ttl`).
+   *
+   * @example
+   * encryption: { keys: [{ id: '2025-06', key: process.env.IDEMPOTENCY_KEY_2025_06! }] } // openssl rand -base64 32
+   */
+  encryption?: EncryptionOptions;
+  /**
+   * The PostgreSQL store on a table partitioned by time (`PartitionedTypeOrmIdempotencyStore`), whose partitions
+   * are dropped whole once all their records expired, instead of deleted row by row. Needs the migration
    * `CreatePartitionedIdempotencyRecords1763900000010`. For many millions of records a day.
    */
   partitioning?: PartitioningOptions;
+}
+
+/**
+ * Records in Redis (`RedisIdempotencyStore`), through ioredis (an optional peer: `npm install ioredis`).
+ *
+ * @example
+ * IdempotencyModule.forRoot({ store: { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } })
+ */
+export interface RedisStoreOptions {
+  type: 'redis';
+  /**
+   * A `redis://` or `rediss://` URL or ioredis options, for a connection the module opens and closes; or a
+   * client of your own (a `Cluster` too), which it leaves open.
+   */
+  connection: string | RedisConnectionOptions | RedisClient;
+  /** Prepended to every key. Default `'idempotency:'`. */
+  prefix?: string;
 }
 
 /** The route options after defaults, in milliseconds. */

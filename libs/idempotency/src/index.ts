@@ -13,6 +13,7 @@ export {
   type EventOrder,
   type EventVersion,
   type InFlightPolicy,
+  type RedisStoreOptions,
   type ScopeFunction,
 } from './idempotency.options';
 export type { IdempotencyRequest } from './idempotency-request';
@@ -32,6 +33,15 @@ export type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.opti
 export { OutboxMessage, IDEMPOTENCY_OUTBOX_TABLE } from './outbox/outbox-message.entity';
 export { CreateIdempotencyOutbox1763900000002 } from './storage/migrations/1763900000002-create-idempotency-outbox';
 export { REPLAYED_HEADER, SKIPPED_HEADER, DEFAULT_REPLAY_HEADERS } from './http/replay';
+export {
+  IDEMPOTENCY_OUTCOME_CHANNEL,
+  IDEMPOTENCY_OUTCOMES,
+  idempotencyKeyHash,
+  onIdempotencyOutcome,
+  type IdempotencyOutcome,
+  type IdempotencyOutcomeMessage,
+} from './observability/idempotency-events';
+export { DEFAULT_ADDED_SECONDS_BUCKETS, type IdempotencyMetricsOptions } from './observability/idempotency-metrics';
 export {
   EventVersionInvalidException,
   IdempotencyException,
@@ -60,7 +70,12 @@ export {
   type TransactionalIdempotencyStore,
   type VersionOutcome,
 } from './storage/idempotency-store';
-export { TypeOrmIdempotencyStore } from './storage/typeorm-idempotency.store';
+export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './storage/typeorm-idempotency.store';
+export { RedisIdempotencyStore, type RedisClient, type RedisIdempotencyStoreOptions } from './storage/redis-idempotency.store';
+export { DEFAULT_REDIS_PREFIX, redisRecordKey } from './storage/redis-record-key';
+export { withEncryptionAtRest } from './storage/encrypted-store';
+export type { EncryptionKey, EncryptionOptions } from './storage/response-encryption';
+export { IdempotencyDecryptionError } from './errors/decryption.errors';
 export {
   PartitionedTypeOrmIdempotencyStore,
   IDEMPOTENCY_PARTITIONED_TABLE,

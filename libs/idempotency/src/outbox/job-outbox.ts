@@ -54,14 +54,15 @@ export class JobOutbox implements OnModuleDestroy {
     },
   };
 
-  constructor(@Inject(OUTBOX_DATA_SOURCE) private readonly dataSource: DataSource) {
+  /** `null` in an app without TypeORM (records in Redis): the outbox then has nothing to write to. */
+  constructor(@Inject(OUTBOX_DATA_SOURCE) private readonly dataSource: DataSource | null) {
     this.table = qualifiedTableName(dataSource, IDEMPOTENCY_OUTBOX_TABLE);
-    dataSource.subscribers.push(this.subscriber);
+    dataSource?.subscribers.push(this.subscriber);
   }
 
   onModuleDestroy(): void {
-    const index = this.dataSource.subscribers.indexOf(this.subscriber);
-    if (index >= 0) this.dataSource.subscribers.splice(index, 1);
+    const index = this.dataSource?.subscribers.indexOf(this.subscriber) ?? -1;
+    if (index >= 0) this.dataSource?.subscribers.splice(index, 1);
   }
 
   /** Returns the BullMQ job id. */
@@ -92,6 +93,9 @@ export class JobOutbox implements OnModuleDestroy {
 
   /** Throws, with the fix, when the outbox table is missing. */
   async assertTable(): Promise<void> {
+    if (!this.dataSource) {
+      throw new IdempotencyConfigurationError('The outbox needs a TypeORM DataSource on PostgreSQL: import TypeOrmModule.forRoot() beside IdempotencyModule.');
+    }
     try {
       await this.dataSource.query(`SELECT 1 FROM ${this.table} LIMIT 0`);
     } catch (error) {

@@ -1,0 +1,86 @@
+import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { IdempotencyConfigurationError } from '../errors/configuration.errors';
+import type { IdempotencyModuleOptions } from '../idempotency.options';
+import type { RedisConnectionOptions } from '../outbox/outbox.options';
+import { loadOptionalPeer } from '../webhooks/optional-peer';
+import type { IdempotencyStore } from './idempotency-store';
+import { type RedisClient, RedisIdempotencyStore } from './redis-idempotency.store';
+import { PartitionedTypeOrmIdempotencyStore } from './partitioned-typeorm-idempotency.store';
+import { TypeOrmIdempotencyStore } from './typeorm-idempotency.store';
+
+interface IoRedisModule {
+  default: new (...args: unknown[]) => RedisClient;
+}
+
+/** The store the module uses, and the connection it opened for it (closed with the app). */
+export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(
+    readonly store: IdempotencyStore,
+    private readonly ownConnection?: RedisClient,
+  ) {}
+
+  /** A store with work to do at start: the partitioned store makes its partitions ahead. */
+  async onApplicationBootstrap(): Promise<void> {
+    await (this.store as Partial<OnApplicationBootstrap>).onApplicationBootstrap?.();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    // quit() waits for the replies to commands already sent: a completion in flight is not cut off.
+    await this.ownConnection?.quit();
+  }
+}
+
+/** Builds the store that `options.store` names; PostgreSQL on the app's DataSource unless it says otherwise. */
+export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSource | undefined): Promise<OpenedStore> {
+  const choice = options.store ?? 'postgres';
+  if (choice === 'postgres') {
+    if (!dataSource) {
+      throw new IdempotencyConfigurationError(
+        'The PostgreSQL store (the default) works on the app\'s TypeORM DataSource: import TypeOrmModule.forRoot() ' +
+          "beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
+      );
+    }
+    const { preparedStatements, partitioning } = options;
+    return new OpenedStore(
+      partitioning
+        ? new PartitionedTypeOrmIdempotencyStore(dataSource, { preparedStatements, ...partitioning })
+        : new TypeOrmIdempotencyStore(dataSource, { preparedStatements }),
+    );
+  }
+  if (options.partitioning) {
+    throw new IdempotencyConfigurationError('IdempotencyModule: partitioning applies to the PostgreSQL store only: remove it, or set store: \'postgres\'.');
+  }
+  if (isStore(choice)) return new OpenedStore(choice);
+  if (typeof choice === 'object' && choice !== null && choice.type === 'redis') {
+    const { connection, prefix } = choice;
+    if (isRedisClient(connection)) return new OpenedStore(new RedisIdempotencyStore(connection, { prefix }));
+    const client = await connect(connection);
+    return new OpenedStore(new RedisIdempotencyStore(client, { prefix }), client);
+  }
+  throw new IdempotencyConfigurationError(
+    `IdempotencyModule: store must be 'postgres', { type: 'redis', connection }, or an IdempotencyStore, not ${JSON.stringify(choice)}.`,
+  );
+}
+
+async function connect(connection: string | RedisConnectionOptions): Promise<RedisClient> {
+  if (typeof connection === 'string' && !/^rediss?:\/\//.test(connection)) {
+    throw new IdempotencyConfigurationError(`IdempotencyModule store: connection must be a redis:// or rediss:// URL, not ${JSON.stringify(connection)}.`);
+  }
+  const { default: Redis } = await loadOptionalPeer<IoRedisModule>('ioredis', 'The Redis store');
+  // A claim must fail fast while Redis is away (the client gets a 503 and retries), not queue for
+  // ioredis' twenty reconnection attempts; the caller's own options win.
+  const defaults = { maxRetriesPerRequest: 1 };
+  if (typeof connection === 'string') return new Redis(connection, defaults);
+  const { url, ...rest } = connection;
+  return url ? new Redis(url, { ...defaults, ...rest }) : new Redis({ ...defaults, ...rest });
+}
+
+function isRedisClient(value: unknown): value is RedisClient {
+  return typeof value === 'object' && value !== null && typeof (value as RedisClient).defineCommand === 'function';
+}
+
+function isStore(value: unknown): value is IdempotencyStore {
+  const store = value as Partial<IdempotencyStore> | null;
+  return typeof store === 'object' && store !== null && typeof store.claim === 'function' && typeof store.complete === 'function';
+}

@@ -1,0 +1,1 @@
+export { testIdempotencyStore, type StoreUnderTest, type TestFramework } from './store-contract';
