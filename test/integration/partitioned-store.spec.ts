@@ -241,6 +241,36 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
       }
     });
 
+    it('finishes a concurrent detach that was cut off half-way', async () => {
+      const partition = await pastPartition(6);
+      await pastRecord(randomUUID(), 6, { state: 'completed', expires: `now() - interval '1 minute'` });
+      // A transaction that uses the table keeps the detach waiting in its second half, where it is cancelled.
+      const reader = new Client({ connectionString: DATABASE_URL });
+      const detacher = new Client({ connectionString: DATABASE_URL });
+      await Promise.all([reader.connect(), detacher.connect()]);
+      try {
+        await reader.query('BEGIN');
+        await reader.query(`SELECT count(*) FROM ${table()}`);
+        const [{ pid }] = (await detacher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+        const detaching = detacher.query(`ALTER TABLE ${table()} DETACH PARTITION "${schema}".${partition} CONCURRENTLY`).catch((error: Error) => error);
+        const pending = async () =>
+          (
+            await sql<{ pending: boolean }>(`SELECT coalesce(bool_or(inhdetachpending), false) AS pending FROM pg_inherits WHERE inhrelid = $1::regclass`, [
+              `"${schema}".${partition}`,
+            ])
+          )[0].pending;
+        for (let waited = 0; waited < 100 && !(await pending()); waited++) await new Promise((resolve) => setTimeout(resolve, 20));
+        await sql('SELECT pg_cancel_backend($1)', [pid]);
+        expect(await detaching).toBeInstanceOf(Error);
+        await reader.query('COMMIT');
+        expect(await pending()).toBe(true);
+        await store.purgeExpired(1000);
+        expect(await sql(`SELECT to_regclass($1) AS gone`, [`"${schema}".${partition}`])).toEqual([{ gone: null }]);
+      } finally {
+        await Promise.all([reader.end(), detacher.end()]);
+      }
+    });
+
     it('finishes a drop that was cut off between its detach and its drop', async () => {
       const partition = await pastPartition(5);
       await pastRecord(randomUUID(), 5, { state: 'completed', expires: `now() - interval '1 minute'` });
