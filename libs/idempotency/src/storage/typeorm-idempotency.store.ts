@@ -18,7 +18,7 @@ import type {
 import { qualifiedTableName } from './table-name';
 
 /** PostgreSQL's SQLSTATE when `lock_timeout` ran out while waiting for a row. */
-export const LOCK_NOT_AVAILABLE = '55P03';
+const LOCK_NOT_AVAILABLE = '55P03';
 const UNDEFINED_TABLE = '42P01';
 const SERIALIZATION_FAILURE = '40001';
 const UNDEFINED_COLUMN = '42703';
@@ -29,7 +29,7 @@ const DUPLICATE_PREPARED_STATEMENT = '42P05';
 type FastClaimRow = ClaimRow & { inserted: boolean };
 
 /** How a record found by a claim is answered; decided from the row alone. */
-export type Decision = 'replay' | 'mismatch' | 'in-flight' | 'take-over' | 'start-over';
+type Decision = 'replay' | 'mismatch' | 'in-flight' | 'take-over' | 'start-over';
 
 /** The columns a claim decides on. Times are compared in SQL, on the database clock. */
 export interface ClaimRow {
@@ -347,7 +347,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     }
   }
 
-  protected transactionalClaim(runner: QueryRunner, ref: ClaimRef): TransactionalClaim {
+  private transactionalClaim(runner: QueryRunner, ref: ClaimRef): TransactionalClaim {
     return {
       ref,
       manager: runner.manager,
@@ -410,7 +410,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
       WHERE scope = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`;
   }
 
-  protected completeParams(ref: ClaimRef, response: StoredResponse, ttlMs: number): unknown[] {
+  private completeParams(ref: ClaimRef, response: StoredResponse, ttlMs: number): unknown[] {
     return [ref.scope, ref.key, ref.owner, response.status, JSON.stringify(response.headers), response.body, ttlMs];
   }
 
@@ -491,9 +491,9 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
  * waits on (or blocks) a row that a claim is deciding on. `now()`, the statement's start in autocommit, and
  * not `clock_timestamp()`: a stable bound is an index condition, so the scan stops at the first live row
  * instead of filtering every live row of the table; rows that expire meanwhile wait for the next batch.
- * Rows are deleted by `ctid`, as locked: no second lookup through the primary key (a batch took 2.7 times as long that way).
- * Planned at each batch, never prepared: a generic plan made while the table was small filtered a sequential
- * scan of the table by the whole array (a batch of 100,000 rows took 20 s instead of 0.2 s).
+ * Rows are deleted by `ctid`, as locked: no second lookup through the primary key (a batch took 2.7 times as
+ * long that way). Planned at each batch, never prepared: a generic plan made while the table was small
+ * filtered a sequential scan of the table by the whole array (a batch of 100,000 rows took 20 s, not 0.2 s).
  */
 function purgeSql(table: string, condition = ''): string {
   return `DELETE FROM ${table} WHERE ctid = ANY (ARRAY(
@@ -538,7 +538,7 @@ function replay(row: ClaimRow): Extract<ClaimOutcome, { status: 'completed' }> {
   return { status: 'completed', response: toResponse(row), record: { fingerprint: row.fingerprint, expiresInMs: row.expires_in_ms } };
 }
 
-export function toResponse(row: Pick<ClaimRow, 'response_status' | 'response_headers' | 'response_body'>): StoredResponse {
+function toResponse(row: Pick<ClaimRow, 'response_status' | 'response_headers' | 'response_body'>): StoredResponse {
   return {
     status: row.response_status ?? 200,
     headers: row.response_headers ?? [],
@@ -584,7 +584,7 @@ export function isLockTimeout(error: unknown): boolean {
 }
 
 /** A missing table or column is a setup mistake, not an outage: say how to fix it. */
-export function translate(error: unknown, fix?: string): unknown {
+function translate(error: unknown, fix?: string): unknown {
   if (sqlState(error) === INVALID_STATEMENT_NAME || sqlState(error) === DUPLICATE_PREPARED_STATEMENT) {
     return new IdempotencyConfigurationError(
       `A prepared statement of nestjs-idempotency was not where it was prepared (${(error as Error).message}): the ` +
@@ -628,7 +628,7 @@ async function connectWithin(runner: QueryRunner, ms: number): Promise<void> {
 }
 
 /** Ends a transaction that failed; the original error is what the caller reports. */
-export async function closeQuietly(runner: QueryRunner): Promise<void> {
+async function closeQuietly(runner: QueryRunner): Promise<void> {
   if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
   if (!runner.isReleased) await runner.release();
 }
