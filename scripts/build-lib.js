@@ -1,6 +1,6 @@
 // Builds the installable package: compiled library plus its own manifest, README and licence.
 const { execFileSync } = require('node:child_process');
-const { cpSync, rmSync } = require('node:fs');
+const { chmodSync, cpSync, rmSync } = require('node:fs');
 const { join } = require('node:path');
 
 const root = join(__dirname, '..');
@@ -13,3 +13,5 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'li
 for (const file of ['libs/idempotency/package.json', 'README.md', 'LICENSE']) {
   cpSync(join(root, file), join(out, file.split('/').pop()));
 }
+// The package's bin: runnable as ./cli/main.js too, not only through npm's link (which sets the bit itself).
+chmodSync(join(out, 'cli/main.js'), 0o755);

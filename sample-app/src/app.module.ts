@@ -1,6 +1,9 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { idempotencyEntities, idempotencyMigrations, IdempotencyModule } from 'nestjs-idempotency';
+import { IdempotencyHealthModule } from 'nestjs-idempotency/terminus';
+import { HealthController } from './health.controller';
 import type { Database } from './database';
 import { CreateShop1763900000100 } from './shop/migrations/1763900000100-create-shop';
 import { Order } from './shop/order.entity';
@@ -48,8 +51,10 @@ export class AppModule {
           // Outcome counters and timings in prom-client's global register, served at GET /metrics.
           metrics: true,
         }),
+        TerminusModule,
+        IdempotencyHealthModule,
       ],
-      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController, MetricsController],
+      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController, MetricsController, HealthController],
       providers: [FulfilmentWorker],
     };
   }

@@ -3,7 +3,8 @@
  * Each route writes one effect row per handler run, so that the suites count runs in the database.
  *
  * Environment: DATABASE_URL, SCHEMA, POOL (connections, default 10), WAIT_TIMEOUT (ms, default 3000),
- * HANDLER_MS (time each handler takes after its effect, default 0), QUIET=1 (no logs).
+ * HANDLER_MS (time each handler takes after its effect, default 0), QUIET=1 (no logs),
+ * STORE=redis with REDIS_URL and KEY_PREFIX (records in Redis; no /tx route, which needs PostgreSQL).
  */
 import 'reflect-metadata';
 import { All, Body, Controller, Get, Headers, HttpCode, Module, Post } from '@nestjs/common';
@@ -24,16 +25,11 @@ const starts: number[] = [];
 class StressController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  private async effect(mode: string, key: string, manager: EntityManager = this.dataSource.manager) {
+  protected async effect(mode: string, key: string, manager: EntityManager = this.dataSource.manager) {
     starts.push(Date.now());
     await manager.query(`INSERT INTO "${schema}".effects (mode, key, pid) VALUES ($1, $2, $3)`, [mode, key, process.pid]);
     if (handlerMs > 0) await sleep(handlerMs);
     return { mode, key, pid: process.pid };
-  }
-
-  @Post('tx') @Idempotent({ transaction: true, waitTimeout })
-  transaction(@Headers('idempotency-key') key: string, @IdempotentTransaction() em: EntityManager) {
-    return this.effect('tx', key, em);
   }
 
   @Post('wait') @Idempotent({ onInFlight: 'wait', waitTimeout, lease: '2s' })
@@ -66,6 +62,16 @@ class StressController {
   }
 }
 
+@Controller()
+class TransactionStressController extends StressController {
+  @Post('tx') @Idempotent({ transaction: true, waitTimeout })
+  transaction(@Headers('idempotency-key') key: string, @IdempotentTransaction() em: EntityManager) {
+    return this.effect('tx', key, em);
+  }
+}
+
+const redisStore = process.env.STORE === 'redis';
+
 @Module({
   imports: [
     TypeOrmModule.forRoot({
@@ -78,9 +84,12 @@ class StressController {
       // Keep retrying at start-up only briefly: the suites start apps against a database that is up.
       retryAttempts: 1,
     }),
-    IdempotencyModule.forRoot({ purgeInterval: 0 }),
+    IdempotencyModule.forRoot({
+      purgeInterval: 0,
+      store: redisStore ? { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: process.env.KEY_PREFIX } : 'postgres',
+    }),
   ],
-  controllers: [StressController],
+  controllers: [redisStore ? StressController : TransactionStressController],
 })
 class StressAppModule {}
 

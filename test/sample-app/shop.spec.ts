@@ -48,6 +48,12 @@ describe.each([
     expect(shop.output()).toMatch(postgres ? /Database: PostgreSQL at/ : /Database: embedded PGlite/);
   });
 
+  it('answers GET /health with the idempotency store up', async () => {
+    const reply = await send(shop.url, '/health', { method: 'GET' });
+    expect(reply.status).toBe(200);
+    expect(reply.json()).toMatchObject({ status: 'ok', info: { idempotency: { status: 'up', responseTime: expect.any(Number) } } });
+  });
+
   it('places an order once for concurrent duplicates and replays it, decrementing stock once', async () => {
     const key = randomUUID();
     const replies = await burst(postgres ? 50 : 10, () => send(shop.url, '/orders', { key, body: { sku: 'gadget', quantity: 3 } }));
