@@ -113,6 +113,22 @@ describe('the Redis store through HTTP', () => {
     expect(JSON.parse((await send(apps[0].url, '/r/lease', { key, body: { label: key } })).text)).toEqual(JSON.parse(retry.text));
   });
 
+  it('answers 503 within the command timeout when Redis stops answering but the connection stays open', async () => {
+    const key = randomUUID();
+    proxy.stall();
+    const startedAt = Date.now();
+    try {
+      const answer = await send(apps[0].url, '/r/basic', { key, body: { label: key } });
+      expect(answer.status).toBe(503);
+      // The module's connection gives up a command after 2 s (and one more try after reconnecting).
+      expect(Date.now() - startedAt).toBeLessThan(7_000);
+    } finally {
+      await proxy.stop();
+      await proxy.start();
+    }
+    expect(await apps[0].effects(key)).toBe(0);
+  });
+
   it('answers 503 with Retry-After while Redis is unreachable, and recovers without a restart', async () => {
     const key = randomUUID();
     await proxy.stop();

@@ -69,8 +69,8 @@ async function partitionedStore() {
 
 testIdempotencyStore('PostgreSQL, time-partitioned (PartitionedTypeOrmIdempotencyStore)', () => partitionedStore());
 
-async function redisStore(wrap = (store: IdempotencyStore) => store) {
-  const client = new IORedis(REDIS_URL);
+async function redisStore(wrap = (store: IdempotencyStore) => store, options: { stringNumbers?: boolean } = {}) {
+  const client = new IORedis(REDIS_URL, options);
   const prefix = `${uniquePrefix('contract')}:`;
   return {
     store: wrap(new RedisIdempotencyStore(client, { prefix })),
@@ -84,3 +84,5 @@ async function redisStore(wrap = (store: IdempotencyStore) => store) {
 
 testIdempotencyStore('Redis (RedisIdempotencyStore)', () => redisStore());
 testIdempotencyStore('Redis, encrypted at rest', () => redisStore(encrypted));
+// A client of the app's own may read integers as strings.
+testIdempotencyStore('Redis, on a client with stringNumbers', () => redisStore(undefined, { stringNumbers: true }));

@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 export class TcpProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
+  private stalled = false;
 
   constructor(
     private readonly target: { host: string; port: number },
@@ -30,13 +31,29 @@ export class TcpProxy {
         socket.on('close', () => this.sockets.delete(socket));
         socket.on('error', () => socket.destroy());
       }
-      client.pipe(upstream).pipe(client);
+      // Not pipe(): stall() must be able to drop bytes while the connections stay open.
+      const forward = (from: Socket, to: Socket) => {
+        from.on('data', (chunk: Buffer) => this.stalled || to.write(chunk));
+        from.on('end', () => to.end());
+      };
+      forward(client, upstream);
+      forward(upstream, client);
     });
     await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
   }
 
+  /**
+   * Keeps every connection open but forwards nothing, like a network that drops packets or a server that
+   * stopped answering: what a client only notices by a timeout. Bytes dropped meanwhile are lost for good,
+   * so recover with stop() and start().
+   */
+  stall(stalled = true): void {
+    this.stalled = stalled;
+  }
+
   /** Refuses new connections and drops the open ones, like a database that went away. */
   async stop(): Promise<void> {
+    this.stalled = false;
     for (const socket of this.sockets) socket.destroy();
     if (this.server?.listening) await new Promise((resolve) => this.server!.close(resolve));
   }

@@ -23,6 +23,13 @@ describe('resolveKey', () => {
     expect(resolveKey('payload-hash', request())).toBeUndefined();
   });
 
+  it('refuses a key that is not well-formed Unicode (a lone surrogate), and keeps paired ones', () => {
+    const fromBody = (id: string) => resolveKey((req: IdempotencyRequest) => (req.body as { id: string }).id, request({}, { id }));
+    expect(() => fromBody('a\uD800')).toThrow(IdempotencyKeyInvalidException);
+    expect(() => fromBody('\uDC00a')).toThrow(IdempotencyKeyInvalidException);
+    expect(fromBody('a\uD83D\uDE00')).toBe('a\uD83D\uDE00');
+  });
+
   it('takes the first source of a list that yields a key', () => {
     const source = [{ header: 'X-Request-Id' }, (req: IdempotencyRequest) => (req.body as { id?: string }).id] as const;
     expect(resolveKey(source, request({ 'x-request-id': 'h' }, { id: 'b' }))).toBe('h');

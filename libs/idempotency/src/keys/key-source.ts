@@ -105,8 +105,14 @@ function validateKey(key: string): string {
   if (/[\u0000-\u001f\u007f]/.test(key)) {
     throw new IdempotencyKeyInvalidException('The idempotency key contains control characters.');
   }
+  if (LONE_SURROGATE.test(key)) {
+    // Not text: encoded as UTF-8 it would become U+FFFD, and two different keys one record.
+    throw new IdempotencyKeyInvalidException('The idempotency key is not well-formed Unicode (a lone surrogate).');
+  }
   return key;
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function toList<T>(source: T | ReadonlyArray<T>): ReadonlyArray<T> {
   return Array.isArray(source) ? source : [source as T];

@@ -68,9 +68,11 @@ async function connect(connection: string | RedisConnectionOptions): Promise<Red
     throw new IdempotencyConfigurationError(`IdempotencyModule store: connection must be a redis:// or rediss:// URL, not ${JSON.stringify(connection)}.`);
   }
   const { default: Redis } = await loadOptionalPeer<IoRedisModule>('ioredis', 'The Redis store');
-  // A claim must fail fast while Redis is away (the client gets a 503 and retries), not queue for
-  // ioredis' twenty reconnection attempts; the caller's own options win.
-  const defaults = { maxRetriesPerRequest: 1 };
+  // A claim must fail fast while Redis is away (the client gets a 503 and retries): not queue for ioredis'
+  // twenty reconnection attempts, nor wait on a connection that a partition left open without answers
+  // (ioredis has no command timeout of its own, and the system's keepalive starts after 2 hours). The
+  // caller's own options win.
+  const defaults = { maxRetriesPerRequest: 1, commandTimeout: 2_000, keepAlive: 10_000 };
   if (typeof connection === 'string') return new Redis(connection, defaults);
   const { url, ...rest } = connection;
   return url ? new Redis(url, { ...defaults, ...rest }) : new Redis({ ...defaults, ...rest });

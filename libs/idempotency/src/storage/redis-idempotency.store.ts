@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type {
   ClaimOutcome,
@@ -21,7 +21,8 @@ export interface RedisIdempotencyStoreOptions {
 
 /**
  * The clock every script reads: Redis' own (`TIME`), in ms. Scripts that call it before writing need
- * effects replication, the default since Redis 5; asking for it keeps Redis 4 (and 3.2) correct too.
+ * effects replication, the default since Redis 5; asking for it keeps Redis 4 correct too (HSET with
+ * several fields needs 4.0).
  */
 const NOW = `
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -30,14 +31,19 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
  * The claim, decided and written in one script, so no other client sees a half-made decision.
- * ARGV: owner, fingerprint, has fingerprint ('1'/'0'), leaseMs, ttlMs.
+ * ARGV: owner, fingerprint, has fingerprint ('1'/'0'), leaseMs, ttlMs. A script that ran but whose reply
+ * was lost may be sent again by ioredis after a reconnection: finding its own owner, it answers as it did.
  * Replies: {'claimed', attempt, takenOver}, {'completed', status, headers, body, expiresInMs, fingerprint|false},
  * {'in-flight', retryAfterMs}, {'mismatch'}.
  */
 const CLAIM = `${NOW}
 local key, owner, fp, hasFp = KEYS[1], ARGV[1], ARGV[2], ARGV[3] == '1'
 local leaseMs, ttlMs = tonumber(ARGV[4]), tonumber(ARGV[5])
-local r = redis.call('HMGET', key, '${F.state}', '${F.fingerprint}', '${F.leaseExpiresAt}', '${F.expiresAt}', '${F.attempts}', '${F.createdAt}')
+local r = redis.call('HMGET', key, '${F.state}', '${F.fingerprint}', '${F.leaseExpiresAt}', '${F.expiresAt}', '${F.attempts}', '${F.createdAt}', '${F.owner}')
+if r[1] == 'in_flight' and r[7] == owner then
+  local attempt = tonumber(r[5])
+  return {'claimed', attempt, attempt > 1 and 1 or 0}
+end
 local function start(attempts, created)
   -- The lease may outlast the TTL; the record must not expire before its lease does.
   local expires = now + math.max(ttlMs, leaseMs)
@@ -62,7 +68,11 @@ local attempt = tonumber(r[5]) + 1
 start(attempt, r[6])
 return {'claimed', attempt, 1}`;
 
-/** Stores the response, fenced on the owner. ARGV: owner, status, headers (JSON), body, ttlMs. */
+/**
+ * Stores the response, fenced on the owner. ARGV: owner, status, headers (JSON), body, ttlMs. Like a
+ * second completion, one sent again by ioredis after a lost reply changes nothing and answers 0: the
+ * answer is stored all the same, and only reported as fenced.
+ */
 const COMPLETE = `${NOW}
 local key = KEYS[1]
 local r = redis.call('HMGET', key, '${F.state}', '${F.owner}')
@@ -99,17 +109,27 @@ local r = redis.call('HGETALL', KEYS[1])
 table.insert(r, 1, now)
 return r`;
 
-const SCRIPTS = { idempotencyClaim: CLAIM, idempotencyComplete: COMPLETE, idempotencyRelease: RELEASE, idempotencyRenew: RENEW, idempotencyRead: READ };
+const SCRIPTS = { claim: CLAIM, complete: COMPLETE, release: RELEASE, renew: RENEW, read: READ };
 
-type Reply = Array<Buffer | number | null>;
+/** Integers come back as numbers, or as strings from a client made with `stringNumbers`. */
+type Reply = Array<Buffer | number | string | null>;
+type Call = (key: string, ...args: Array<string | number | Buffer>) => Promise<unknown>;
 
-/** The scripts as ioredis defines them: each sends EVALSHA, and EVAL once after a script cache miss. */
-interface ScriptedClient {
-  idempotencyClaimBuffer(key: string, ...args: Array<string | number>): Promise<Reply>;
-  idempotencyComplete(key: string, owner: string, status: number, headers: string, body: Buffer, ttlMs: number): Promise<number>;
-  idempotencyRelease(key: string, owner: string): Promise<number>;
-  idempotencyRenew(key: string, owner: string, leaseMs: number): Promise<number>;
-  idempotencyReadBuffer(key: string): Promise<Reply>;
+/**
+ * Defines the scripts on the client as ioredis commands (each sends EVALSHA, and EVAL once after a script
+ * cache miss). The names carry a hash of the script, so that a client shared with another version of
+ * this library runs each version's own scripts.
+ */
+function defineScripts(client: RedisClient): Record<keyof typeof SCRIPTS, Call> {
+  const commands = {} as Record<keyof typeof SCRIPTS, Call>;
+  for (const [name, lua] of Object.entries(SCRIPTS) as Array<[keyof typeof SCRIPTS, string]>) {
+    const command = `idempotency_${name}_${createHash('sha1').update(lua).digest('hex').slice(0, 8)}`;
+    if (!(command in client)) client.defineCommand(command, { numberOfKeys: 1, lua });
+    // The Buffer variant keeps bodies as bytes; integer replies are numbers either way.
+    const call = (client as unknown as Record<string, Call>)[`${command}Buffer`];
+    commands[name] = call.bind(client);
+  }
+  return commands;
 }
 
 /**
@@ -126,41 +146,37 @@ interface ScriptedClient {
  */
 export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly prefix: string;
-  private readonly redis: ScriptedClient;
+  private readonly scripts: Record<keyof typeof SCRIPTS, Call>;
 
   constructor(
     readonly client: RedisClient,
     options: RedisIdempotencyStoreOptions = {},
   ) {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
-    for (const [name, lua] of Object.entries(SCRIPTS)) {
-      // defineCommand is idempotent per name; a client shared by two stores keeps one definition.
-      if (!(name in client)) client.defineCommand(name, { numberOfKeys: 1, lua });
-    }
-    this.redis = client as unknown as ScriptedClient;
+    this.scripts = defineScripts(client);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
     const owner = randomUUID();
-    const reply = await this.redis.idempotencyClaimBuffer(
+    const reply = (await this.scripts.claim(
       this.keyOf(request),
       owner,
       request.fingerprint ?? '',
       request.fingerprint === null ? '0' : '1',
       Math.ceil(request.leaseMs),
       Math.ceil(request.ttlMs),
-    );
+    )) as Reply;
     switch (text(reply[0])) {
       case 'claimed':
-        return { status: 'claimed', ref: { scope: request.scope, key: request.key, owner }, attempt: Number(reply[1]), takenOver: reply[2] === 1 };
+        return { status: 'claimed', ref: { scope: request.scope, key: request.key, owner }, attempt: integer(reply[1]), takenOver: integer(reply[2]) === 1 };
       case 'completed':
         return {
           status: 'completed',
           response: toResponse(reply[1], reply[2], reply[3]),
-          record: { fingerprint: reply[5] ? text(reply[5]) : null, expiresInMs: Number(reply[4]) },
+          record: { fingerprint: reply[5] ? text(reply[5]) : null, expiresInMs: integer(reply[4]) },
         };
       case 'in-flight':
-        return { status: 'in-flight', retryAfterMs: Number(reply[1]) };
+        return { status: 'in-flight', retryAfterMs: integer(reply[1]) };
       default:
         return { status: 'fingerprint-mismatch' };
     }
@@ -182,15 +198,15 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async complete(ref: ClaimRef, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const headers = JSON.stringify(response.headers);
-    return (await this.redis.idempotencyComplete(this.keyOf(ref), ref.owner, response.status, headers, response.body, Math.ceil(ttlMs))) === 1;
+    return integer(await this.scripts.complete(this.keyOf(ref), ref.owner, response.status, headers, response.body, Math.ceil(ttlMs))) === 1;
   }
 
   async release(ref: ClaimRef): Promise<boolean> {
-    return (await this.redis.idempotencyRelease(this.keyOf(ref), ref.owner)) === 1;
+    return integer(await this.scripts.release(this.keyOf(ref), ref.owner)) === 1;
   }
 
   async renew(ref: ClaimRef, leaseMs: number): Promise<boolean> {
-    return (await this.redis.idempotencyRenew(this.keyOf(ref), ref.owner, Math.ceil(leaseMs))) === 1;
+    return integer(await this.scripts.renew(this.keyOf(ref), ref.owner, Math.ceil(leaseMs))) === 1;
   }
 
   async find(scope: string, key: string): Promise<IdempotencyRecordView | undefined> {
@@ -203,20 +219,21 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   private async read(scope: string, key: string): Promise<{ record: IdempotencyRecordView; expiresInMs: number } | undefined> {
-    const [now, ...pairs] = await this.redis.idempotencyReadBuffer(redisRecordKey(this.prefix, scope, key));
+    const [clock, ...pairs] = (await this.scripts.read(redisRecordKey(this.prefix, scope, key))) as Reply;
+    const now = integer(clock);
     const hash = new Map<string, Buffer>();
     for (let i = 0; i + 1 < pairs.length; i += 2) hash.set(text(pairs[i]), pairs[i + 1] as Buffer);
     const number = (field: string) => (hash.has(field) ? Number(text(hash.get(field))) : null);
     const expiresAt = number(F.expiresAt);
     // Redis deletes an expired key on its next access, or sooner; one that expires in the same millisecond counts as gone.
-    if (expiresAt === null || expiresAt <= Number(now)) return undefined;
+    if (expiresAt === null || expiresAt <= now) return undefined;
     const state = text(hash.get(F.state)) as RecordState;
     const date = (field: string) => {
       const ms = number(field);
       return ms === null ? null : new Date(ms);
     };
     return {
-      expiresInMs: expiresAt - Number(now),
+      expiresInMs: expiresAt - now,
       record: {
         scope,
         key,
@@ -224,7 +241,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         fingerprint: hash.has(F.fingerprint) ? text(hash.get(F.fingerprint)) : null,
         attempts: number(F.attempts) ?? 1,
         owner: hash.has(F.owner) ? text(hash.get(F.owner)) : null,
-        createdAt: date(F.createdAt) ?? new Date(Number(now)),
+        createdAt: date(F.createdAt) ?? new Date(now),
         completedAt: date(F.completedAt),
         leaseExpiresAt: date(F.leaseExpiresAt),
         expiresAt: new Date(expiresAt),
@@ -242,11 +259,15 @@ function mismatches(stored: string | null, fingerprint: string | null): boolean 
   return stored !== null && fingerprint !== null && stored !== fingerprint;
 }
 
-function text(value: Buffer | number | null | undefined): string {
+function text(value: Buffer | number | string | null | undefined): string {
   return value === null || value === undefined ? '' : value.toString();
 }
 
-function toResponse(status: Buffer | number | null, headers: Buffer | number | null, body: Buffer | number | null): StoredResponse {
+function integer(value: unknown): number {
+  return typeof value === 'number' ? value : Number(String(value));
+}
+
+function toResponse(status: Buffer | number | string | null, headers: Buffer | number | string | null, body: Buffer | number | string | null): StoredResponse {
   return {
     status: status === null ? 200 : Number(text(status)),
     headers: headers === null ? [] : (JSON.parse(text(headers)) as Array<[string, string]>),

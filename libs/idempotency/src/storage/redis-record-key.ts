@@ -10,7 +10,18 @@ export const DEFAULT_REDIS_PREFIX = 'idempotency:';
  * redisRecordKey('idempotency:', 'POST /orders', 'k1') // 'idempotency:POST%20%2Forders:k1'
  */
 export function redisRecordKey(prefix: string, scope: string, key: string): string {
-  return `${prefix}${encodeURIComponent(scope)}:${encodeURIComponent(key)}`;
+  return `${prefix}${encode(scope)}:${encode(key)}`;
+}
+
+/**
+ * URI-encoding, except a lone surrogate (which encodeURIComponent refuses, and a scope function may
+ * return) becomes `%uXXXX`: a form encodeURIComponent never writes, so no two strings meet.
+ */
+function encode(text: string): string {
+  return text
+    .split(/([\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF])/)
+    .map((part, index) => (index % 2 === 1 ? `%u${part.charCodeAt(0).toString(16).toUpperCase()}` : encodeURIComponent(part)))
+    .join('');
 }
 
 /**

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
+import { idempotencyKeyHash, scopeLabel } from '../observability/idempotency-events';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IdempotencyDecryptionError } from '../errors/decryption.errors';
 import type { StoredResponse } from './idempotency-store';
@@ -91,7 +92,8 @@ export class ResponseCipher {
   open(record: RecordAddress, stored: StoredResponse): StoredResponse {
     if (!isEnvelope(stored.body)) return stored;
     const { body } = stored;
-    const where = `The stored response of a record in scope "${record.scope}"`;
+    // The route and the key's hash, as the logs name a record: the tenant part of a scope stays out of them.
+    const where = `The stored response of the record ${scopeLabel(record.scope)} key ${idempotencyKeyHash(record.scope, record.key)}`;
     const version = body[MAGIC.length];
     if (version !== VERSION) {
       throw new IdempotencyDecryptionError(`${where} is in envelope version ${version}, which this version of nestjs-idempotency cannot read.`);

@@ -154,12 +154,17 @@ export function testIdempotencyStore(
         }
       });
 
-      it('never lets a record expire before its lease, whatever the TTL', async () => {
-        const claim = request({ ttlMs: 50, leaseMs: LEASE_MS });
-        await claimed(claim);
+      it('never lets a record expire before its lease, whatever the TTL, renewed or not', async () => {
+        const claim = request({ ttlMs: 50, leaseMs: 1_000 });
+        const { ref } = await claimed(claim);
         await sleep(150);
         assert.equal((await store.claim(claim)).status, 'in-flight');
         assert.equal((await store.find(claim.scope, claim.key))?.state, 'in_flight');
+        // Renewed past its first lease (and its TTL): the record lives as long as the new lease.
+        assert.equal(await store.renew(ref, 2_000), true);
+        await sleep(1_100);
+        assert.equal((await store.claim(claim)).status, 'in-flight');
+        assert.equal((await store.find(claim.scope, claim.key))?.owner, ref.owner);
       });
     });
 
@@ -228,9 +233,9 @@ export function testIdempotencyStore(
       it('an expired completed record counts as absent: find misses it and a claim starts over', async () => {
         const claim = request();
         const { ref } = await claimed(claim);
-        await store.complete(ref, { status: 200, headers: [], body: Buffer.from('old') }, 150);
+        await store.complete(ref, { status: 200, headers: [], body: Buffer.from('old') }, 1_000);
         assert.equal((await store.find(claim.scope, claim.key))?.state, 'completed');
-        await sleep(300);
+        await sleep(1_200);
         assert.equal(await store.find(claim.scope, claim.key), undefined);
         assert.equal(await store.peek(claim), undefined);
         const again = await claimed({ ...claim, fingerprint: 'fp-new' });
