@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import IORedis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { type IdempotencyStore, idempotencyMigrations, RedisIdempotencyStore, TypeOrmIdempotencyStore, withEncryptionAtRest } from 'nestjs-idempotency';
+import {
+  CreatePartitionedIdempotencyRecords1763900000010,
+  type IdempotencyStore,
+  idempotencyMigrations,
+  PartitionedTypeOrmIdempotencyStore,
+  RedisIdempotencyStore,
+  TypeOrmIdempotencyStore,
+  withEncryptionAtRest,
+} from 'nestjs-idempotency';
 import { testIdempotencyStore } from 'nestjs-idempotency/testing';
 import { createSchema, DATABASE_URL, dropSchema } from '../support/database';
 import { REDIS_URL, uniquePrefix } from '../support/redis';
@@ -33,6 +41,33 @@ async function postgresStore(options: { preparedStatements?: boolean } = {}, wra
 testIdempotencyStore('PostgreSQL (TypeOrmIdempotencyStore)', () => postgresStore());
 testIdempotencyStore('PostgreSQL without prepared statements', () => postgresStore({ preparedStatements: false }));
 testIdempotencyStore('PostgreSQL, encrypted at rest', () => postgresStore({}, encrypted));
+
+/**
+ * No countRecords: the partitioned store deletes no record one by one, it drops a partition once its range is
+ * over and every record in it expired; the suite's records, all in the current partition, stay until then.
+ */
+async function partitionedStore() {
+  const schema = await createSchema('contract_partitioned');
+  const dataSource = await new DataSource({
+    type: 'postgres',
+    url: DATABASE_URL,
+    schema,
+    migrations: [...idempotencyMigrations, CreatePartitionedIdempotencyRecords1763900000010],
+    migrationsRun: true,
+    extra: { max: 10 },
+  }).initialize();
+  const store = new PartitionedTypeOrmIdempotencyStore(dataSource, { interval: '1d' });
+  await store.preparePartitions();
+  return {
+    store,
+    close: async () => {
+      await dataSource.destroy();
+      await dropSchema(schema);
+    },
+  };
+}
+
+testIdempotencyStore('PostgreSQL, time-partitioned (PartitionedTypeOrmIdempotencyStore)', () => partitionedStore());
 
 async function redisStore(wrap = (store: IdempotencyStore) => store, options: { stringNumbers?: boolean } = {}) {
   const client = new IORedis(REDIS_URL, options);

@@ -11,6 +11,7 @@ import type { IdempotencyStore } from './storage/idempotency-store';
 import type { RedisClient } from './storage/redis-idempotency.store';
 import type { IdempotencyMetricsOptions } from './observability/idempotency-metrics';
 import type { EncryptionOptions } from './storage/response-encryption';
+import type { PartitioningOptions } from './storage/partitioned-typeorm-idempotency.store';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';
@@ -127,6 +128,12 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
    * encryption: { keys: [{ id: '2025-06', key: process.env.IDEMPOTENCY_KEY_2025_06! }] } // openssl rand -base64 32
    */
   encryption?: EncryptionOptions;
+  /**
+   * The PostgreSQL store on a table partitioned by time (`PartitionedTypeOrmIdempotencyStore`), whose partitions
+   * are dropped whole once all their records expired, instead of deleted row by row. Needs the migration
+   * `CreatePartitionedIdempotencyRecords1763900000010`. For many millions of records a day.
+   */
+  partitioning?: PartitioningOptions;
 }
 
 /**

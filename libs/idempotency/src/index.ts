@@ -76,6 +76,13 @@ export { DEFAULT_REDIS_PREFIX, REDIS_FIELDS, redisRecordKey } from './storage/re
 export { withEncryptionAtRest } from './storage/encrypted-store';
 export type { EncryptionKey, EncryptionOptions } from './storage/response-encryption';
 export { IdempotencyDecryptionError } from './errors/decryption.errors';
+export {
+  PartitionedTypeOrmIdempotencyStore,
+  IDEMPOTENCY_PARTITIONED_TABLE,
+  type PartitionedTypeOrmIdempotencyStoreOptions,
+  type PartitioningOptions,
+} from './storage/partitioned-typeorm-idempotency.store';
+export { CreatePartitionedIdempotencyRecords1763900000010 } from './storage/migrations/1763900000010-create-partitioned-idempotency-records';
 export { IdempotencyRecord, IDEMPOTENCY_TABLE } from './storage/idempotency-record.entity';
 export { IdempotencyVersion, IDEMPOTENCY_VERSIONS_TABLE } from './storage/idempotency-version.entity';
 export { CreateIdempotencyRecords1763900000000 } from './storage/migrations/1763900000000-create-idempotency-records';

@@ -1,4 +1,4 @@
-import type { OnApplicationShutdown } from '@nestjs/common';
+import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import type { IdempotencyModuleOptions } from '../idempotency.options';
@@ -6,6 +6,7 @@ import type { RedisConnectionOptions } from '../outbox/outbox.options';
 import { loadOptionalPeer } from '../webhooks/optional-peer';
 import type { IdempotencyStore } from './idempotency-store';
 import { type RedisClient, RedisIdempotencyStore } from './redis-idempotency.store';
+import { PartitionedTypeOrmIdempotencyStore } from './partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './typeorm-idempotency.store';
 
 interface IoRedisModule {
@@ -13,11 +14,16 @@ interface IoRedisModule {
 }
 
 /** The store the module uses, and the connection it opened for it (closed with the app). */
-export class OpenedStore implements OnApplicationShutdown {
+export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(
     readonly store: IdempotencyStore,
     private readonly ownConnection?: RedisClient,
   ) {}
+
+  /** A store with work to do at start: the partitioned store makes its partitions ahead. */
+  async onApplicationBootstrap(): Promise<void> {
+    await (this.store as Partial<OnApplicationBootstrap>).onApplicationBootstrap?.();
+  }
 
   async onApplicationShutdown(): Promise<void> {
     // quit() waits for the replies to commands already sent: a completion in flight is not cut off.
@@ -35,7 +41,15 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
           "beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
       );
     }
-    return new OpenedStore(new TypeOrmIdempotencyStore(dataSource, { preparedStatements: options.preparedStatements }));
+    const { preparedStatements, partitioning } = options;
+    return new OpenedStore(
+      partitioning
+        ? new PartitionedTypeOrmIdempotencyStore(dataSource, { preparedStatements, ...partitioning })
+        : new TypeOrmIdempotencyStore(dataSource, { preparedStatements }),
+    );
+  }
+  if (options.partitioning) {
+    throw new IdempotencyConfigurationError('IdempotencyModule: partitioning applies to the PostgreSQL store only: remove it, or set store: \'postgres\'.');
   }
   if (isStore(choice)) return new OpenedStore(choice);
   if (typeof choice === 'object' && choice !== null && choice.type === 'redis') {
