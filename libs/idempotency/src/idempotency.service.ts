@@ -34,6 +34,7 @@ export interface RunOptions extends Pick<IdempotentOptions, 'ttl' | 'lease' | 'm
 export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Idempotency');
   private purgeTimer?: NodeJS.Timeout;
+  private stopped = false;
 
   constructor(
     private readonly coordinator: ClaimCoordinator,
@@ -139,21 +140,32 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
       const startedAt = performance.now();
       const deleted = await this.coordinator.store.purgeExpired(batchSize);
       total += deleted;
-      if (deleted < batchSize) return total;
+      // A purge stops with the app between two batches; the next instance's purge goes on.
+      if (deleted < batchSize || this.stopped) return total;
       await sleep(performance.now() - startedAt);
     }
   }
 
+  /**
+   * Purges every `purgeInterval`, the first time at a random point within the first interval (at most a
+   * minute after the start): instances replaced more often than the interval still purge, and instances
+   * started together do not all purge at once. A run starts only once the previous one has ended.
+   */
   onModuleInit(): void {
     const intervalMs = toMilliseconds(this.options.purgeInterval ?? IDEMPOTENCY_DEFAULTS.purgeInterval, 'purgeInterval');
     if (intervalMs === 0) return;
-    this.purgeTimer = setInterval(() => {
-      this.purgeExpired().then(
-        (deleted) => deleted > 0 && this.logger.log(`Purged ${deleted} expired idempotency records.`),
-        (error: Error) => this.logger.error(`Purging expired idempotency records failed: ${error.message}`, error.stack),
-      );
-    }, intervalMs);
-    this.purgeTimer.unref();
+    const schedule = (delayMs: number) => {
+      this.purgeTimer = setTimeout(() => {
+        this.purgeExpired()
+          .then(
+            (deleted) => deleted > 0 && this.logger.log(`Purged ${deleted} expired idempotency records.`),
+            (error: Error) => this.logger.error(`Purging expired idempotency records failed: ${error.message}`, error.stack),
+          )
+          .finally(() => this.stopped || schedule(intervalMs));
+      }, delayMs);
+      this.purgeTimer.unref();
+    };
+    schedule(Math.random() * Math.min(intervalMs, 60_000));
   }
 
   /** Fails the start, with the fix, when the table is missing; an unreachable store only warns. */
@@ -168,7 +180,8 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
   }
 
   onModuleDestroy(): void {
-    clearInterval(this.purgeTimer);
+    this.stopped = true;
+    clearTimeout(this.purgeTimer);
   }
 }
 
