@@ -1,4 +1,5 @@
 import type { IdempotencyRecordView } from '../storage/idempotency-store';
+import { idempotencyKeyHash } from '../observability/idempotency-events';
 import { connectionOf, runCli } from './cli';
 import type { CliIo } from './command';
 import { formatDuration, shortenKey, table } from './format';
@@ -60,6 +61,7 @@ describe('runCli', () => {
         'response     none yet',
         'fingerprint  - (not checked)',
         'owner        8ec1954a-8012-453f-bd54-5f46a85b436b',
+        `log hash     ${idempotencyKeyHash('job:mail', 'welcome-42')}`,
         '',
       ].join('\n'),
     );
