@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { idempotencyKeyHash, idempotencyMigrations, TypeOrmIdempotencyStore, withEncryptionAtRest } from 'nestjs-idempotency';
+import {
+  CreatePartitionedIdempotencyRecords1763900000010,
+  idempotencyKeyHash,
+  idempotencyMigrations,
+  PartitionedTypeOrmIdempotencyStore,
+  TypeOrmIdempotencyStore,
+  withEncryptionAtRest,
+} from 'nestjs-idempotency';
 import { runBuiltCli } from '../support/cli';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 
@@ -208,6 +215,40 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
       expect(JSON.parse(again.stdout)).toMatchObject({ deleted: 0, batches: 1, batchSize: 1000 });
     } finally {
       await purgeSource.destroy();
+      await dropSchema(own);
+    }
+  });
+
+  it('reads the partitioned table with --partitioned, and leaves its purge to the app', async () => {
+    const own = await createSchema('cli_partitioned');
+    const dataSource = new DataSource({
+      type: 'postgres',
+      url: DATABASE_URL,
+      schema: own,
+      migrations: [...idempotencyMigrations, CreatePartitionedIdempotencyRecords1763900000010],
+      migrationsRun: true,
+      logging: false,
+    });
+    await dataSource.initialize();
+    try {
+      const store = new PartitionedTypeOrmIdempotencyStore(dataSource);
+      await store.preparePartitions();
+      await completed(store, 'POST /orders', 'partitioned-1', '{"id":1}');
+      const run = (...args: string[]) => runBuiltCli([...args, '--schema', own, '--partitioned'], { DATABASE_URL });
+
+      const inspect = await run('inspect', 'partitioned-1');
+      expect(inspect.code).toBe(0);
+      expect(inspect.stdout).toMatch(/^state\s+completed/m);
+      expect((await run('inspect', 'partitioned-1', '--scope', 'POST /orders')).stdout).toMatch(/^scope\s+POST \/orders$/m);
+      expect(JSON.parse((await run('stats', '--json')).stdout).states).toMatchObject({ completed: 1 });
+      // Without the flag, the plain table of the same schema holds nothing.
+      expect((await runBuiltCli(['inspect', 'partitioned-1', '--schema', own], { DATABASE_URL })).code).toBe(1);
+
+      const purge = await run('purge');
+      expect(purge.code).toBe(1);
+      expect(purge.stderr).toMatch(/purged by the app/);
+    } finally {
+      await dataSource.destroy();
       await dropSchema(own);
     }
   });

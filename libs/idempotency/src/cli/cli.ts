@@ -33,13 +33,13 @@ Examples:
 ${EXIT_CODES_HELP}`;
 
 /** Where the records are, as the command line says. */
-export type Connection = { kind: 'postgres'; url: string; schema?: string } | { kind: 'redis'; url: string; prefix: string };
+export type Connection = { kind: 'postgres'; url: string; schema?: string; partitioned?: boolean } | { kind: 'redis'; url: string; prefix: string };
 
 /** Opens the store the connection names; tests may give their own. */
 export type OpenSource = (connection: Connection) => Promise<RecordSource>;
 
 const openSource: OpenSource = (connection) =>
-  connection.kind === 'postgres' ? PostgresRecords.open(connection.url, connection.schema) : RedisRecords.open(connection.url, connection.prefix);
+  connection.kind === 'postgres' ? PostgresRecords.open(connection.url, connection.schema, connection.partitioned) : RedisRecords.open(connection.url, connection.prefix);
 
 /**
  * Runs the command line `argv` (without `node` and the script) and returns the exit code: 0 done,
@@ -124,6 +124,7 @@ export function connectionOf(options: ParsedOptions, env: Record<string, string 
   if (options.redis !== undefined) {
     if (options.url !== undefined) throw new UsageError('Give either --url (PostgreSQL) or --redis, not both.');
     if (options.schema !== undefined) throw new UsageError('--schema is for PostgreSQL; the Redis store has --prefix.');
+    if (options.partitioned) throw new UsageError('--partitioned is for PostgreSQL; the Redis store has no tables.');
     if (!/^rediss?:\/\//.test(options.redis)) throw new UsageError(`--redis takes a redis:// or rediss:// URL, not ${JSON.stringify(redactUrl(options.redis))}.`);
     return { kind: 'redis', url: options.redis, prefix: options.prefix ?? DEFAULT_REDIS_PREFIX };
   }
@@ -136,5 +137,5 @@ export function connectionOf(options: ParsedOptions, env: Record<string, string 
     const from = options.url === undefined ? 'DATABASE_URL' : '--url';
     throw new UsageError(`${from} must be a postgres:// or postgresql:// URL, not ${JSON.stringify(redactUrl(url))}.`);
   }
-  return { kind: 'postgres', url, schema: options.schema };
+  return { kind: 'postgres', url, schema: options.schema, partitioned: options.partitioned };
 }

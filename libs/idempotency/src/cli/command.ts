@@ -13,6 +13,7 @@ export interface CliIo {
 export const COMMON_OPTIONS = {
   url: { type: 'string' },
   schema: { type: 'string' },
+  partitioned: { type: 'boolean' },
   redis: { type: 'string' },
   prefix: { type: 'string' },
   json: { type: 'boolean' },
@@ -33,6 +34,7 @@ export type OptionName = keyof typeof ALL_OPTIONS;
 export interface ParsedOptions {
   url?: string;
   schema?: string;
+  partitioned?: boolean;
   redis?: string;
   prefix?: string;
   json?: boolean;

@@ -3,6 +3,7 @@ import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IDEMPOTENCY_TABLE } from '../storage/idempotency-record.entity';
 import type { IdempotencyRecordView, RecordState } from '../storage/idempotency-store';
 import { qualifiedTableName } from '../storage/table-name';
+import { IDEMPOTENCY_PARTITIONED_TABLE, PartitionedTypeOrmIdempotencyStore } from '../storage/partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from '../storage/typeorm-idempotency.store';
 import { CliFailure } from './cli-errors';
 import { describeError, redactUrl } from './format';
@@ -43,14 +44,23 @@ export class PostgresRecords implements RecordSource {
   private readonly table: string;
   private readonly store: TypeOrmIdempotencyStore;
 
-  private constructor(private readonly dataSource: DataSource, url: string, schema: string | undefined) {
-    this.description = `PostgreSQL at ${redactUrl(url)}${schema ? ` (schema ${schema})` : ''}`;
-    this.table = qualifiedTableName(dataSource, IDEMPOTENCY_TABLE);
-    this.store = new TypeOrmIdempotencyStore(dataSource);
+  private readonly tableName: string;
+
+  private constructor(
+    private readonly dataSource: DataSource,
+    url: string,
+    schema: string | undefined,
+    private readonly partitioned: boolean,
+  ) {
+    this.tableName = partitioned ? IDEMPOTENCY_PARTITIONED_TABLE : IDEMPOTENCY_TABLE;
+    this.description = `PostgreSQL at ${redactUrl(url)}${schema ? ` (schema ${schema})` : ''}${partitioned ? `, ${this.tableName}` : ''}`;
+    this.table = qualifiedTableName(dataSource, this.tableName);
+    // The partitioned store's find() reads its table, as the plain one's reads idempotency_records.
+    this.store = partitioned ? new PartitionedTypeOrmIdempotencyStore(dataSource) : new TypeOrmIdempotencyStore(dataSource);
   }
 
   /** Connects, or fails with what to check. */
-  static async open(url: string, schema: string | undefined): Promise<PostgresRecords> {
+  static async open(url: string, schema: string | undefined, partitioned = false): Promise<PostgresRecords> {
     const dataSource = new DataSource({
       type: 'postgres',
       url,
@@ -65,7 +75,7 @@ export class PostgresRecords implements RecordSource {
     } catch (error) {
       throw connectionFailure(error, url);
     }
-    return new PostgresRecords(dataSource, url, schema);
+    return new PostgresRecords(dataSource, url, schema, partitioned);
   }
 
   async find(key: string, options: { scope?: string; limit: number }): Promise<FoundRecords> {
@@ -136,6 +146,13 @@ export class PostgresRecords implements RecordSource {
   }
 
   async purge(batchSize: number, onBatch?: (progress: PurgeProgress) => void): Promise<PurgeProgress> {
+    if (this.partitioned) {
+      // Its purge makes partitions ahead at the app's interval, which only the app knows.
+      throw new CliFailure(
+        `The partitioned table is purged by the app, which drops whole partitions once their records have expired and ` +
+          'makes new ones at its own interval: let its purge timer run (purgeInterval), or call IdempotencyService.purgeExpired().',
+      );
+    }
     return this.explained(async () => {
       // As IdempotencyService.purgeExpired(): batches until one comes back short.
       const progress: PurgeProgress = { deleted: 0, batches: 0 };
@@ -168,7 +185,7 @@ export class PostgresRecords implements RecordSource {
       if (code === UNDEFINED_TABLE || code === UNDEFINED_COLUMN) {
         const schema = (this.dataSource.options as { schema?: string }).schema;
         throw new CliFailure(
-          `${this.description} has no ${IDEMPOTENCY_TABLE} table ${schema ? `in schema ${schema}` : 'in its search_path (public)'}, ` +
+          `${this.description} has no ${this.tableName} table ${schema ? `in schema ${schema}` : 'in its search_path (public)'}, ` +
             `or an older one (${describeError(error)}). Pass --schema with the schema of the app's DataSource, ` +
             'or run the app\'s migrations (...idempotencyMigrations) first.',
           { cause: error },
