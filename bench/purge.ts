@@ -11,7 +11,8 @@
  * reports rows deleted, seconds, rows/s, the claim latency p50/p99/max before and during the purge (same
  * run, same rate), the longest purge batch, and checks that every live record survived.
  *
- * PURGE_STORE=partitioned fills a past partition of the time-partitioned table instead, and the purge drops it.
+ * PURGE_STORE=partitioned fills a past partition of the time-partitioned table instead, and the purge drops it;
+ * the partition after it holds PURGE_KEPT expired records beside part of the live ones, and must stay.
  */
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
@@ -40,6 +41,8 @@ const CLAIMERS = Number(process.env.PURGE_CLAIMERS ?? 4);
 const BASELINE_SECONDS = Number(process.env.PURGE_BASELINE ?? 10);
 const BATCH = Number(process.env.PURGE_BATCH ?? IDEMPOTENCY_DEFAULTS.purgeBatchSize);
 const PARTITIONED = process.env.PURGE_STORE === 'partitioned';
+/** Partitioned: expired records in the partition of yesterday, beside live ones, which keep it from being dropped. */
+const KEPT = PARTITIONED ? Number(process.env.PURGE_KEPT ?? 1000) : 0;
 const POOL = 10;
 const SCOPE = 'POST /orders';
 const TTL_MS = 86_400_000;
@@ -145,7 +148,7 @@ async function main(): Promise<void> {
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query('SHOW server_version')).rows[0].server_version },
-      settings: { store: PARTITIONED ? 'partitioned' : 'plain', rows: ROWS, live: LIVE, bodyBytes: BODY_BYTES, batchSize: BATCH, claimRate: CLAIM_RATE, claimers: CLAIMERS, pool: POOL },
+      settings: { store: PARTITIONED ? 'partitioned' : 'plain', rows: ROWS, live: LIVE, kept: KEPT, bodyBytes: BODY_BYTES, batchSize: BATCH, claimRate: CLAIM_RATE, claimers: CLAIMERS, pool: POOL },
       purge: {
         deleted,
         seconds,
@@ -161,7 +164,7 @@ async function main(): Promise<void> {
     };
     print(results);
     console.log(JSON.stringify(results, null, 2));
-    if (!check.liveSurvived || check.expiredLeft > 0 || check.claimsMissing > 0 || failures.length > 0) process.exitCode = 1;
+    if (!check.liveSurvived || !check.keptSurvived || check.expiredLeft > 0 || check.claimsMissing > 0 || failures.length > 0) process.exitCode = 1;
   } finally {
     await app?.close();
     await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
@@ -177,11 +180,17 @@ async function main(): Promise<void> {
  */
 async function fill(db: Client, schema: string, table: string): Promise<{ seconds: number; size: string }> {
   const startedAt = performance.now();
-  // Partitioned: the expired rows were created two days ago, in a partition of their own that the purge drops.
+  // Partitioned: the expired rows were created two days ago (UTC, as the store's partitions are cut), in a
+  // partition of their own that the purge drops. Yesterday's partition holds expired rows too, but also live
+  // ones: it must stay.
   if (PARTITIONED) {
     await db.query(
       `CREATE TABLE "${schema}".idempotency_partitioned_records_past PARTITION OF ${table}
-       FOR VALUES FROM (date_trunc('day', now() - interval '2 days')) TO (date_trunc('day', now() - interval '1 day'))`,
+       FOR VALUES FROM (date_trunc('day', now(), 'UTC') - interval '2 days') TO (date_trunc('day', now(), 'UTC') - interval '1 day')`,
+    );
+    await db.query(
+      `CREATE TABLE "${schema}".idempotency_partitioned_records_kept PARTITION OF ${table}
+       FOR VALUES FROM (date_trunc('day', now(), 'UTC') - interval '1 day') TO (date_trunc('day', now(), 'UTC'))`,
     );
   }
   const columns = `scope, key, state, fingerprint, owner, lease_expires_at, expires_at, response_status, response_headers, response_body, created_at, completed_at`;
@@ -191,10 +200,16 @@ async function fill(db: Client, schema: string, table: string): Promise<{ second
            201, '[["content-type","application/json"]]'::jsonb, convert_to(left(repeat(md5(g::text), $3::int / 32 + 1), $3::int), 'UTF8'),
            ${createdAt}, ${createdAt}
     FROM generate_series(1, $2::int) AS g`;
-  const expiredCreatedAt = PARTITIONED ? `date_trunc('day', now() - interval '2 days') + g * interval '1 ms'` : `now() - interval '25 hours' + g * interval '1 ms'`;
+  const twoDaysAgo = `date_trunc('day', now(), 'UTC') - interval '2 days' + g * interval '1 ms'`;
+  const yesterday = `date_trunc('day', now(), 'UTC') - interval '1 day' + g * interval '1 ms'`;
+  const expiredCreatedAt = PARTITIONED ? twoDaysAgo : `now() - interval '25 hours' + g * interval '1 ms'`;
   await db.query(completed('gen_random_uuid()::text', `now() - interval '1 hour' + g * (interval '50 minutes' / $2::int)`, expiredCreatedAt), [SCOPE, ROWS, BODY_BYTES]);
+  if (KEPT > 0) await db.query(completed(`'kept-' || g`, `now() - interval '1 hour'`, yesterday), [SCOPE, KEPT, BODY_BYTES]);
   const liveCompleted = Math.ceil(LIVE * 0.9);
-  await db.query(completed(`'live-' || g`, `now() + interval '1 day'`, 'now()'), [SCOPE, liveCompleted, BODY_BYTES]);
+  // Partitioned: half the live completed rows in yesterday's partition, the rest in the current one.
+  const liveYesterday = PARTITIONED ? Math.floor(liveCompleted / 2) : 0;
+  if (liveYesterday > 0) await db.query(completed(`'live-' || g`, `now() + interval '1 day'`, yesterday), [SCOPE, liveYesterday, BODY_BYTES]);
+  await db.query(completed(`'live-' || (g + ${liveYesterday})`, `now() + interval '1 day'`, 'now()'), [SCOPE, liveCompleted - liveYesterday, BODY_BYTES]);
   await db.query(
     `INSERT INTO ${table} (${columns})
      SELECT $1::text, 'live-' || g, 'in_flight', encode(sha256(g::text::bytea), 'hex'), gen_random_uuid(), now() + interval '1 hour', now() + interval '1 day',
@@ -208,12 +223,17 @@ async function fill(db: Client, schema: string, table: string): Promise<{ second
   return { seconds: (performance.now() - startedAt) / 1000, size };
 }
 
-/** Every live row is still there, no expired one is, and every key claimed during the run is completed. */
+/**
+ * Every live row is still there, no expired one is (but those beside live ones in a partition, which stays
+ * whole), and every key claimed during the run is completed.
+ */
 async function verify(db: Client, table: string, claimKeys: string[]) {
-  const live = Number((await db.query(`SELECT count(*) FROM ${table} WHERE key LIKE 'live-%'`)).rows[0].count);
-  const expiredLeft = Number((await db.query(`SELECT count(*) FROM ${table} WHERE expires_at <= now() AND key NOT LIKE 'live-%'`)).rows[0].count);
-  const claimed = Number((await db.query(`SELECT count(*) FROM ${table} WHERE key = ANY($1) AND state = 'completed'`, [claimKeys])).rows[0].count);
-  return { liveSurvived: live === LIVE, live, expiredLeft, claimsMissing: claimKeys.length - claimed };
+  const count = async (where: string, values: unknown[] = []) => Number((await db.query(`SELECT count(*) FROM ${table} WHERE ${where}`, values)).rows[0].count);
+  const live = await count(`key LIKE 'live-%'`);
+  const kept = await count(`key LIKE 'kept-%'`);
+  const expiredLeft = await count(`expires_at <= now() AND key NOT LIKE 'live-%' AND key NOT LIKE 'kept-%'`);
+  const claimed = await count(`key = ANY($1) AND state = 'completed'`, [claimKeys]);
+  return { liveSurvived: live === LIVE, live, keptSurvived: kept === KEPT, kept, expiredLeft, claimsMissing: claimKeys.length - claimed };
 }
 
 function summary(samples: Sample[], phase: Phase, seconds: number) {
@@ -249,7 +269,7 @@ function print(results: {
   settings: { store: string; batchSize: number; claimRate: number };
   purge: { deleted: number; seconds: number; rowsPerSecond: number; batches: number; longestBatchMs: number; batchP50Ms: number; walMegabytes: number };
   claims: { before: ReturnType<typeof summary>; during: ReturnType<typeof summary> };
-  check: { liveSurvived: boolean; live: number; expiredLeft: number; claimsMissing: number; claimFailures: number };
+  check: { liveSurvived: boolean; live: number; keptSurvived: boolean; kept: number; expiredLeft: number; claimsMissing: number; claimFailures: number };
 }): void {
   const { purge, claims, check } = results;
   const ms = (value: number) => value.toFixed(1);
@@ -266,7 +286,9 @@ function print(results: {
     );
   }
   console.log(
-    `check: ${check.live.toLocaleString('en')} live rows survived (${check.liveSurvived ? 'all' : 'NOT ALL'}), ${check.expiredLeft} expired left, ` +
+    `check: ${check.live.toLocaleString('en')} live rows survived (${check.liveSurvived ? 'all' : 'NOT ALL'}), ` +
+      (KEPT > 0 ? `${check.kept.toLocaleString('en')} expired rows beside live ones kept (${check.keptSurvived ? 'all' : 'NOT ALL'}), ` : '') +
+      `${check.expiredLeft} expired left, ` +
       `${check.claimsMissing} claims missing, ${check.claimFailures} claim failures\n`,
   );
 }

@@ -1,7 +1,8 @@
-import { Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import {
@@ -70,8 +71,44 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
     return `idempotency_partitioned_records_p${iso.slice(0, 10).replaceAll('-', '')}t0000`;
   };
   const currentPartition = () => partitionOf(Date.now());
+  /** What a wait that never ends is raced against; it keeps no test run alive. */
+  const stillWaitingAfter = (ms: number) => sleep(ms, 'still waiting', { ref: false });
   const statuses = (outcomes: Array<{ status: string }>) =>
     outcomes.reduce<Record<string, number>>((counts, outcome) => ({ ...counts, [outcome.status]: (counts[outcome.status] ?? 0) + 1 }), {});
+  const exists = async (name: string) => (await sql<{ found: string | null }>(`SELECT to_regclass($1)::text AS found`, [`"${schema}".${name}`]))[0].found !== null;
+  const detachPending = async (name: string) =>
+    (
+      await sql<{ pending: boolean }>(`SELECT coalesce(bool_or(inhdetachpending), false) AS pending FROM pg_inherits WHERE inhrelid = $1::regclass`, [
+        `"${schema}".${name}`,
+      ])
+    )[0].pending;
+  /**
+   * Begins a concurrent detach of the partition and cuts it off half-way, as a crash or a timeout would: a
+   * transaction that uses the table keeps the detach waiting in its second half, where it is cancelled.
+   */
+  const cutOffDetach = async (name: string) => {
+    const reader = new Client({ connectionString: DATABASE_URL });
+    const detacher = new Client({ connectionString: DATABASE_URL });
+    await Promise.all([reader.connect(), detacher.connect()]);
+    try {
+      await reader.query('BEGIN');
+      await reader.query(`SELECT count(*) FROM ${table()}`);
+      const [{ pid }] = (await detacher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+      const detaching = detacher.query(`ALTER TABLE ${table()} DETACH PARTITION "${schema}".${name} CONCURRENTLY`).catch((error: Error) => error);
+      for (let waited = 0; waited < 100 && !(await detachPending(name)); waited++) await sleep(20);
+      await sql('SELECT pg_cancel_backend($1)', [pid]);
+      expect(await detaching).toBeInstanceOf(Error);
+      await reader.query('COMMIT');
+      expect(await detachPending(name)).toBe(true);
+    } finally {
+      await Promise.all([reader.end(), detacher.end()]);
+    }
+  };
+  /** Ends a pending detach by hand, and drops the table. */
+  const finalizeAndDrop = async (name: string) => {
+    await sql(`ALTER TABLE ${table()} DETACH PARTITION "${schema}".${name} FINALIZE`);
+    await sql(`DROP TABLE "${schema}".${name}`);
+  };
 
   beforeAll(async () => {
     schema = await createSchema('partitioned');
@@ -122,6 +159,20 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
     const outcomes = await Promise.all(Array.from({ length: 50 }, () => store.claim(request(key))));
     expect(statuses(outcomes)).toEqual({ claimed: 1, 'in-flight': 49 });
     expect(await rowsOf(key)).toHaveLength(1);
+  });
+
+  it('answers a claim in lease mode in flight within a second while a claim in transaction mode holds the key', async () => {
+    const key = randomUUID();
+    const held = await store.claimInTransaction(request(key), 1000, 10_000);
+    if (held.status !== 'claimed') throw new Error('not claimed');
+    try {
+      const startedAt = performance.now();
+      expect(await Promise.race([store.claim(request(key)), stillWaitingAfter(5000)])).toEqual({ status: 'in-flight', retryAfterMs: 1000 });
+      expect(performance.now() - startedAt).toBeLessThan(3000);
+    } finally {
+      await held.claim.rollback();
+    }
+    expect((await store.claim(request(key))).status).toBe('claimed');
   });
 
   describe('across a partition boundary', () => {
@@ -179,6 +230,46 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
       expect(await store.release({ scope: 'POST /p', key, owner })).toBe(true);
       expect(await rowsOf(key)).toEqual([]);
     });
+
+    describe('on connections whose dates read back otherwise (DateStyle Postgres, TimeZone Asia/Kolkata)', () => {
+      // The zone's abbreviation, IST, is read back as Israel's: a row looked up again by its time as text is not found.
+      let odd: DataSource;
+      let oddStore: PartitionedTypeOrmIdempotencyStore;
+      beforeAll(async () => {
+        odd = await new DataSource({
+          type: 'postgres',
+          url: DATABASE_URL,
+          schema,
+          extra: { max: 5, options: '-c DateStyle=Postgres -c TimeZone=Asia/Kolkata' },
+        }).initialize();
+        oddStore = new PartitionedTypeOrmIdempotencyStore(odd, { interval: '1d', ahead: 2 });
+      });
+      afterAll(() => odd?.destroy());
+
+      it('starts an expired record over in the current partition, and leaves one row', async () => {
+        const key = randomUUID();
+        await pastRecord(key, 1, { state: 'completed', expires: `now() - interval '1 minute'` });
+        expect(await oddStore.claim(request(key))).toMatchObject({ status: 'claimed', attempt: 1, takenOver: false });
+        expect(await rowsOf(key)).toEqual([{ partition: `${schema}.${currentPartition()}`, state: 'in_flight', attempts: 1 }]);
+      });
+
+      it('takes over an abandoned claim in place, in lease mode and in transaction mode', async () => {
+        const key = randomUUID();
+        await pastRecord(key, 1, { state: 'in_flight', expires: `now() + interval '1 hour'`, lease: `now() - interval '1 second'` });
+        expect(await oddStore.claim(request(key, { leaseMs: 1 }))).toMatchObject({ status: 'claimed', attempt: 2, takenOver: true });
+        await sleep(10);
+        const inTransaction = await oddStore.claimInTransaction(request(key), 1000, 10_000);
+        expect(inTransaction).toMatchObject({ status: 'claimed', attempt: 3, takenOver: true });
+        if (inTransaction.status === 'claimed') await inTransaction.claim.complete(response('odd'), 60_000);
+        expect(await rowsOf(key)).toEqual([{ partition: `${schema}.${yesterday}`, state: 'completed', attempts: 3 }]);
+      });
+
+      it('reads the partitions right, and makes none twice', async () => {
+        const before = await partitions();
+        await oddStore.preparePartitions();
+        expect(await partitions()).toEqual(before);
+      });
+    });
   });
 
   it('never completes or renews a record that expired: it counts as absent', async () => {
@@ -214,70 +305,152 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
       expect(await rowsOf(recent)).toHaveLength(1);
     });
 
-    it('never waits behind a write in progress on the partition, and drops it on a later run', async () => {
+    it('never queues for its lock behind a write in progress on the partition, and drops it on a later run', async () => {
       const partition = await pastPartition(4);
-      const key = randomUUID();
-      await pastRecord(key, 4, { state: 'completed', expires: `now() - interval '1 minute'` });
+      await pastRecord(randomUUID(), 4, { state: 'completed', expires: `now() - interval '1 minute'` });
       const writer = new Client({ connectionString: DATABASE_URL });
-      await writer.connect();
+      const watcher = new Client({ connectionString: DATABASE_URL });
+      await Promise.all([writer.connect(), watcher.connect()]);
       try {
+        // An open transaction that wrote to the table, as a completion in progress: it holds every partition in ROW EXCLUSIVE mode.
         await writer.query('BEGIN');
         await writer.query(`DELETE FROM ${table()} WHERE key = $1`, [randomUUID()]);
         const startedAt = performance.now();
-        const purging = store.purgeExpired(1000);
-        // Meanwhile, claims of other keys go on.
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        const claimStartedAt = performance.now();
-        expect((await store.claim(request(randomUUID()))).status).toBe('claimed');
-        expect(performance.now() - claimStartedAt).toBeLessThan(1000);
+        let purged = false;
+        const purging = store.purgeExpired(1000).finally(() => (purged = true));
+        // A lock request queued on the partition would hold back every write to it (completions, renewals) behind it.
+        let queued = 0;
+        let looks = 0;
+        while (!purged) {
+          const { rows } = await watcher.query<{ waiting: number }>(`SELECT count(*)::int AS waiting FROM pg_locks WHERE relation = $1::regclass AND NOT granted`, [
+            `"${schema}".${partition}`,
+          ]);
+          queued = Math.max(queued, rows[0].waiting);
+          looks++;
+        }
         expect(await purging).toBe(0);
+        expect(looks).toBeGreaterThan(3);
+        expect(queued).toBe(0);
         expect(performance.now() - startedAt).toBeLessThan(2000);
+        // Meanwhile, claims of other keys go on.
+        expect((await store.claim(request(randomUUID()))).status).toBe('claimed');
         expect(await partitions()).toContain(partition);
         await writer.query('COMMIT');
         expect(await store.purgeExpired(1000)).toBe(1);
         expect(await partitions()).not.toContain(partition);
       } finally {
-        await writer.end();
+        await Promise.all([writer.end(), watcher.end()]);
+      }
+    });
+
+    it('keeps a partition whose last record a renewal in progress keeps live past the moment it would have expired', async () => {
+      const partition = await pastPartition(8);
+      const key = randomUUID();
+      const owner = randomUUID();
+      await pastRecord(key, 8, { state: 'in_flight', expires: `now() + interval '1 second'`, lease: `now() + interval '1 second'`, owner });
+      const renewer = new Client({ connectionString: DATABASE_URL });
+      await renewer.connect();
+      try {
+        // The renewal's statement, in a transaction that has not committed when the record's old expiry passes:
+        // a look without a lock then finds every record of the partition expired.
+        await renewer.query('BEGIN');
+        const renewed = await renewer.query(
+          `UPDATE ${table()} SET lease_expires_at = clock_timestamp() + interval '1 hour', expires_at = clock_timestamp() + interval '1 hour'
+           WHERE scope = 'POST /p' AND key = $1 AND owner = $2 AND state = 'in_flight' AND expires_at > clock_timestamp()`,
+          [key, owner],
+        );
+        expect(renewed.rowCount).toBe(1);
+        await sleep(1200);
+        expect(await store.purgeExpired(1000)).toBe(0);
+        await renewer.query('COMMIT');
+      } finally {
+        await renewer.end();
+      }
+      expect(await partitions()).toContain(partition);
+      expect(await detachPending(partition)).toBe(false);
+      await store.purgeExpired(1000);
+      expect(await store.find('POST /p', key)).toMatchObject({ state: 'in_flight' });
+    });
+
+    it('gives up, within seconds, a detach held back by a transaction left open, and finishes it once that transaction ends', async () => {
+      const partition = await pastPartition(7);
+      await pastRecord(randomUUID(), 7, { state: 'completed', expires: `now() - interval '1 minute'` });
+      const idle = new Client({ connectionString: DATABASE_URL });
+      await idle.connect();
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        // A session that read the table and stays idle in its transaction (a psql session, say).
+        await idle.query('BEGIN');
+        await idle.query(`SELECT count(*) FROM ${table()}`);
+        const startedAt = performance.now();
+        const purging = store.purgeExpired(1000);
+        expect((await store.claim(request(randomUUID()))).status).toBe('claimed');
+        expect(await Promise.race([purging, stillWaitingAfter(12_000)])).toBe(0);
+        expect(performance.now() - startedAt).toBeLessThan(10_000);
+        // The purge left nothing waiting on the server, and claims go on.
+        const detaching = await sql(`SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1`, [`%DETACH PARTITION "${schema}".%`]);
+        expect(detaching).toEqual([]);
+        expect(await detachPending(partition)).toBe(true);
+        expect(warn).toHaveBeenCalledWith(expect.stringContaining(`Detaching the partition ${schema}.${partition} of the idempotency records waited 5s`));
+        expect((await store.claim(request(randomUUID()))).status).toBe('claimed');
+        await idle.query('COMMIT');
+      } finally {
+        warn.mockRestore();
+        await idle.end();
+      }
+      await store.purgeExpired(1000);
+      expect(await exists(partition)).toBe(false);
+    });
+
+    it('leaves a pending detach alone, and says so, when the partition holds a live record or its range is not over', async () => {
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        const live = await pastPartition(9);
+        const key = randomUUID();
+        await pastRecord(key, 9, { state: 'completed', expires: `now() + interval '1 hour'` });
+        await cutOffDetach(live);
+        await store.purgeExpired(1000);
+        expect(await detachPending(live)).toBe(true);
+        expect(await sql(`SELECT count(*)::int AS count FROM "${schema}".${live}`)).toEqual([{ count: 1 }]);
+        expect(warn).toHaveBeenCalledWith(expect.stringContaining(`${live} of the idempotency records is pending, but it holds records that have not expired`));
+        await finalizeAndDrop(live);
+
+        // The last partition ahead: empty, but its range is not over.
+        const ahead = partitionOf(Date.now() + 2 * DAY);
+        await cutOffDetach(ahead);
+        await store.purgeExpired(1000);
+        expect(await detachPending(ahead)).toBe(true);
+        expect(warn).toHaveBeenCalledWith(expect.stringContaining(`${ahead} of the idempotency records is pending, but its range is not over`));
+        await finalizeAndDrop(ahead);
+        await store.preparePartitions();
+        expect(await partitions()).toContain(ahead);
+      } finally {
+        warn.mockRestore();
       }
     });
 
     it('finishes a concurrent detach that was cut off half-way', async () => {
       const partition = await pastPartition(6);
       await pastRecord(randomUUID(), 6, { state: 'completed', expires: `now() - interval '1 minute'` });
-      // A transaction that uses the table keeps the detach waiting in its second half, where it is cancelled.
-      const reader = new Client({ connectionString: DATABASE_URL });
-      const detacher = new Client({ connectionString: DATABASE_URL });
-      await Promise.all([reader.connect(), detacher.connect()]);
-      try {
-        await reader.query('BEGIN');
-        await reader.query(`SELECT count(*) FROM ${table()}`);
-        const [{ pid }] = (await detacher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
-        const detaching = detacher.query(`ALTER TABLE ${table()} DETACH PARTITION "${schema}".${partition} CONCURRENTLY`).catch((error: Error) => error);
-        const pending = async () =>
-          (
-            await sql<{ pending: boolean }>(`SELECT coalesce(bool_or(inhdetachpending), false) AS pending FROM pg_inherits WHERE inhrelid = $1::regclass`, [
-              `"${schema}".${partition}`,
-            ])
-          )[0].pending;
-        for (let waited = 0; waited < 100 && !(await pending()); waited++) await new Promise((resolve) => setTimeout(resolve, 20));
-        await sql('SELECT pg_cancel_backend($1)', [pid]);
-        expect(await detaching).toBeInstanceOf(Error);
-        await reader.query('COMMIT');
-        expect(await pending()).toBe(true);
-        await store.purgeExpired(1000);
-        expect(await sql(`SELECT to_regclass($1) AS gone`, [`"${schema}".${partition}`])).toEqual([{ gone: null }]);
-      } finally {
-        await Promise.all([reader.end(), detacher.end()]);
-      }
+      await cutOffDetach(partition);
+      await store.purgeExpired(1000);
+      expect(await exists(partition)).toBe(false);
     });
 
-    it('finishes a drop that was cut off between its detach and its drop', async () => {
-      const partition = await pastPartition(5);
-      await pastRecord(randomUUID(), 5, { state: 'completed', expires: `now() - interval '1 minute'` });
-      await sql(`ALTER TABLE ${table()} DETACH PARTITION "${schema}".${partition}`);
-      await sql(`ALTER TABLE "${schema}".${partition} RENAME TO idempotency_partitioned_records_p19990101t0000`);
+    it('finishes a drop that was cut off between its detach and its drop, and drops no other table of a similar name', async () => {
+      // A partition the store made, detached and named as one whose range is long over, as a drop cut off leaves it.
+      const ahead = partitionOf(Date.now() + 2 * DAY);
+      const leftover = 'idempotency_partitioned_records_p19990101t0000';
+      await sql(`ALTER TABLE ${table()} DETACH PARTITION "${schema}".${ahead}`);
+      await sql(`ALTER TABLE "${schema}".${ahead} RENAME TO ${leftover}`);
+      await sql(`INSERT INTO "${schema}".${leftover} (scope, key, state, expires_at) VALUES ('POST /p', 'left', 'completed', now() - interval '1 minute')`);
+      // Tables the store never made, empty: a backup, and one named as a partition.
+      const others = ['idempotency_partitioned_records_prod_backup', 'idempotency_partitioned_records_p20000101t0000'];
+      for (const other of others) await sql(`CREATE TABLE "${schema}".${other} (LIKE ${table()})`);
       await store.purgeExpired(1000);
-      expect(await sql(`SELECT to_regclass($1) AS gone`, [`"${schema}".idempotency_partitioned_records_p19990101t0000`])).toEqual([{ gone: null }]);
+      expect(await exists(leftover)).toBe(false);
+      for (const other of others) expect(await exists(other)).toBe(true);
+      expect(await partitions()).toContain(ahead);
     });
   });
 
@@ -291,6 +464,60 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
       expect(await partitions()).toContain(current);
     } finally {
       await sql(`DROP TABLE "${schema}".kept_aside`);
+    }
+  });
+
+  it.each([
+    { before: 1, after: 2 },
+    { before: 2, after: 1 },
+    { before: 1, after: 1.5 },
+  ])('leaves no time without a partition, from now to the end of the last one ahead, once the interval goes from $before to $after days', async ({ before, after }) => {
+    const own = await createSchema('partitioned_interval');
+    const source = await new DataSource({
+      type: 'postgres',
+      url: DATABASE_URL,
+      schema: own,
+      migrations: [...idempotencyMigrations, CreatePartitionedIdempotencyRecords1763900000010],
+      migrationsRun: true,
+    }).initialize();
+    const parent = `"${own}".idempotency_partitioned_records`;
+    try {
+      // What an instance on the old interval made: three partitions from the new interval's grid point before now.
+      // From 1 to 2 days, the old code then found each point of the new grid in a partition and left a day without one.
+      const gridPoint = Math.floor(Date.now() / (after * DAY)) * after * DAY;
+      for (let index = 0; index < 3; index++) {
+        const from = new Date(gridPoint + index * before * DAY).toISOString();
+        const to = new Date(gridPoint + (index + 1) * before * DAY).toISOString();
+        await sql(`CREATE TABLE "${own}".old_${index} PARTITION OF ${parent} FOR VALUES FROM ('${from}') TO ('${to}')`);
+      }
+      const changed = new PartitionedTypeOrmIdempotencyStore(source, { interval: `${after * 24}h`, ahead: 2 });
+      await changed.preparePartitions();
+      // A record every quarter of an hour, from now to the end of the last partition ahead, finds its partition.
+      const end = new Date(gridPoint + 3 * after * DAY).toISOString();
+      await sql(
+        `INSERT INTO ${parent} (scope, key, state, expires_at, created_at)
+         SELECT 'POST /p', 'at ' || g, 'completed', now(), g FROM generate_series(now(), $1::timestamptz - interval '1 microsecond', interval '15 minutes') AS g`,
+        [end],
+      );
+      expect((await changed.claim(request(randomUUID()))).status).toBe('claimed');
+      const made = await sql(`SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`, [parent]);
+      await changed.preparePartitions();
+      expect(await sql(`SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`, [parent])).toEqual(made);
+    } finally {
+      await source.destroy();
+      await dropSchema(own);
+    }
+  });
+
+  it('refuses a server older than PostgreSQL 14, which cannot detach a partition concurrently', async () => {
+    const older = new PartitionedTypeOrmIdempotencyStore(dataSource);
+    // The server's answer about its version, as PostgreSQL 13 gives it.
+    const query = jest.spyOn(dataSource, 'query').mockResolvedValueOnce([{ version: 130016, name: '13.16' }]);
+    try {
+      await expect(older.preparePartitions()).rejects.toThrow(IdempotencyConfigurationError);
+      await expect(older.purgeExpired(1000)).rejects.toThrow(/needs PostgreSQL 14 or later.*this server is PostgreSQL 13\.16/);
+    } finally {
+      query.mockRestore();
     }
   });
 
