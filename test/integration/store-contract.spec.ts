@@ -69,7 +69,7 @@ async function partitionedStore() {
 
 testIdempotencyStore('PostgreSQL, time-partitioned (PartitionedTypeOrmIdempotencyStore)', () => partitionedStore());
 
-async function redisStore(wrap = (store: IdempotencyStore) => store, options: { stringNumbers?: boolean } = {}) {
+async function redisStore(wrap = (store: IdempotencyStore) => store, options: { stringNumbers?: boolean; enableAutoPipelining?: boolean } = {}) {
   const client = new IORedis(REDIS_URL, options);
   const prefix = `${uniquePrefix('contract')}:`;
   return {
@@ -86,3 +86,5 @@ testIdempotencyStore('Redis (RedisIdempotencyStore)', () => redisStore());
 testIdempotencyStore('Redis, encrypted at rest', () => redisStore(encrypted));
 // A client of the app's own may read integers as strings.
 testIdempotencyStore('Redis, on a client with stringNumbers', () => redisStore(undefined, { stringNumbers: true }));
+// A client of the app's own may send concurrent commands as one pipeline.
+testIdempotencyStore('Redis, auto-pipelined', () => redisStore(undefined, { enableAutoPipelining: true }));

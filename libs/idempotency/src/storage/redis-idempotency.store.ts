@@ -47,10 +47,15 @@ end
 local function start(attempts, created)
   -- The lease may outlast the TTL; the record must not expire before its lease does.
   local expires = now + math.max(ttlMs, leaseMs)
-  redis.call('DEL', key)
-  redis.call('HSET', key, '${F.state}', 'in_flight', '${F.owner}', owner, '${F.attempts}', attempts,
-    '${F.createdAt}', created, '${F.leaseExpiresAt}', now + leaseMs, '${F.expiresAt}', expires)
-  if hasFp then redis.call('HSET', key, '${F.fingerprint}', fp) end
+  -- A record taken over or expired leaves fields (an answer, a fingerprint) that the new one must not keep.
+  if r[1] then redis.call('DEL', key) end
+  if hasFp then
+    redis.call('HSET', key, '${F.state}', 'in_flight', '${F.owner}', owner, '${F.attempts}', attempts,
+      '${F.createdAt}', created, '${F.leaseExpiresAt}', now + leaseMs, '${F.expiresAt}', expires, '${F.fingerprint}', fp)
+  else
+    redis.call('HSET', key, '${F.state}', 'in_flight', '${F.owner}', owner, '${F.attempts}', attempts,
+      '${F.createdAt}', created, '${F.leaseExpiresAt}', now + leaseMs, '${F.expiresAt}', expires)
+  end
   redis.call('PEXPIREAT', key, expires)
 end
 if not r[1] or tonumber(r[4]) <= now then
