@@ -66,6 +66,16 @@ describe('Prometheus metrics', () => {
     expect(await claimed()).toBe(2);
   });
 
+  it('counts only its own outcomes where two apps in one process have registries of their own', async () => {
+    const [mine, theirs] = [new Registry(), new Registry()];
+    const [first, second] = [await start({ registry: mine }), await start({ registry: theirs })];
+    const claimed = (registry: Registry) => value(registry, 'idempotency_outcomes_total', { outcome: 'claimed', route: 'POST /t/basic' });
+    await send(first.url, '/t/basic', { key: randomUUID(), body: { label: 'mine' } });
+    for (let i = 0; i < 2; i++) await send(second.url, '/t/basic', { key: randomUUID(), body: { label: `theirs-${i}` } });
+    expect(await claimed(mine)).toBe(1);
+    expect(await claimed(theirs)).toBe(2);
+  });
+
   it('uses a prefix and buckets of its own', async () => {
     const registry = new Registry();
     const t = await start({ registry, prefix: 'shop_', buckets: [0.5, 60] });

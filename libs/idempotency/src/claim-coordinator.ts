@@ -105,7 +105,7 @@ export class ClaimCoordinator {
    * and those of a held claim when it ends.
    */
   async begin(request: BeginRequest): Promise<BeginOutcome> {
-    const report = new OutcomeReport(request.scope, request.key, request.http === true);
+    const report = new OutcomeReport(request.scope, request.key, request.http === true, this);
     let outcome: BeginOutcome;
     try {
       outcome = await report.timed(() => this.decide(request, report));

@@ -90,8 +90,9 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       {
         // Only with the metrics option; loads prom-client, and stops counting with the app.
         provide: IdempotencyMetrics,
-        useFactory: (options: IdempotencyModuleOptions) => IdempotencyMetrics.start(options.metrics),
-        inject: [IDEMPOTENCY_MODULE_OPTIONS],
+        // Counts what this module's coordinator publishes: another app in the process counts its own.
+        useFactory: (options: IdempotencyModuleOptions, coordinator: ClaimCoordinator) => IdempotencyMetrics.start(options.metrics, coordinator),
+        inject: [IDEMPOTENCY_MODULE_OPTIONS, ClaimCoordinator],
       },
       { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
     ],

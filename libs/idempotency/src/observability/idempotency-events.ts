@@ -106,6 +106,17 @@ export function scopeLabel(scope: string): string {
 const outcomeChannel = diagnosticsChannel.channel(IDEMPOTENCY_OUTCOME_CHANNEL);
 
 /**
+ * Which module published a message (its coordinator): the channel is the process's, and two apps in one
+ * process (tests, an app and its workers) each count only their own in their metrics.
+ */
+const origins = new WeakMap<IdempotencyOutcomeMessage, object>();
+
+/** The module that published `message`, where it says; `undefined` for a message published by anything else. */
+export function originOf(message: IdempotencyOutcomeMessage): object | undefined {
+  return origins.get(message);
+}
+
+/**
  * Calls `listener` with each outcome published in this process; returns the function that stops it.
  * The listener runs inside the request: keep it quick, and never let it throw (Node reports a
  * subscriber's error as an uncaught exception).
@@ -173,6 +184,8 @@ export class OutcomeReport {
     private readonly key: string,
     /** Whether statuses are HTTP answers (not `run()`'s placeholders). */
     private readonly http: boolean,
+    /** The module that publishes, for {@link originOf}. */
+    private readonly origin?: object,
   ) {}
 
   /** Runs work of the library for this request, counting its time (and so its waits) as added. */
@@ -224,7 +237,10 @@ export class OutcomeReport {
     if (final) message.addedMs = round(this.libraryMs);
     if (this.waitedMs > 0 && (outcome === 'waited' || outcome === 'rejected-in-flight')) message.waitedMs = round(this.waitedMs);
     Object.freeze(message);
-    if (publishing) outcomeChannel.publish(message);
+    if (publishing) {
+      if (this.origin) origins.set(message, this.origin);
+      outcomeChannel.publish(message);
+    }
     if (logging) log(level, message, details.error);
   }
 }

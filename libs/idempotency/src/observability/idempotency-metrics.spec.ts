@@ -4,8 +4,8 @@ import { IdempotencyMetrics } from './idempotency-metrics';
 
 describe('IdempotencyMetrics.start', () => {
   it('does nothing without the option', async () => {
-    await expect(IdempotencyMetrics.start(undefined)).resolves.toBeNull();
-    await expect(IdempotencyMetrics.start(false)).resolves.toBeNull();
+    await expect(IdempotencyMetrics.start(undefined, {})).resolves.toBeNull();
+    await expect(IdempotencyMetrics.start(false, {})).resolves.toBeNull();
   });
 
   it.each([
@@ -15,7 +15,7 @@ describe('IdempotencyMetrics.start', () => {
     [{ buckets: [0.1, 0.05] }, /in increasing order/],
   ])('refuses %j with a message that says the fix', async (options, message) => {
     const registry = new Registry();
-    const start = IdempotencyMetrics.start({ registry, ...options });
+    const start = IdempotencyMetrics.start({ registry, ...options }, {});
     await expect(start).rejects.toBeInstanceOf(IdempotencyConfigurationError);
     await expect(start).rejects.toThrow(message);
   });
@@ -23,7 +23,7 @@ describe('IdempotencyMetrics.start', () => {
   it('refuses a registry that holds another metric of the same name, and says to give a prefix', async () => {
     const registry = new Registry();
     new Gauge({ name: 'idempotency_outcomes_total', help: 'something else', registers: [registry] });
-    await expect(IdempotencyMetrics.start({ registry })).rejects.toThrow(/already holds a metric named idempotency_outcomes_total.*prefix/);
+    await expect(IdempotencyMetrics.start({ registry }, {})).rejects.toThrow(/already holds a metric named idempotency_outcomes_total.*prefix/);
   });
 
   it('says to install prom-client when it is missing', async () => {
@@ -34,7 +34,7 @@ describe('IdempotencyMetrics.start', () => {
       // This registry's own copies, which see the mock.
       const { IdempotencyMetrics: Isolated } = require('./idempotency-metrics') as typeof import('./idempotency-metrics');
       const { IdempotencyConfigurationError: IsolatedError } = require('../errors/configuration.errors') as typeof import('../errors/configuration.errors');
-      const start = Isolated.start(true);
+      const start = Isolated.start(true, {});
       await expect(start).rejects.toBeInstanceOf(IsolatedError);
       await expect(start).rejects.toThrow('The metrics option of IdempotencyModule needs the package prom-client: npm install prom-client');
     });

@@ -2,7 +2,7 @@ import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { loadOptionalPeer } from '../webhooks/optional-peer';
-import { type IdempotencyOutcomeMessage, onIdempotencyOutcome } from './idempotency-events';
+import { type IdempotencyOutcomeMessage, onIdempotencyOutcome, originOf } from './idempotency-events';
 
 /**
  * The `metrics` option of `IdempotencyModule.forRoot()`, for Prometheus through `prom-client`.
@@ -25,13 +25,15 @@ export const DEFAULT_ADDED_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01
 type PromClient = Pick<typeof import('prom-client'), 'register' | 'Counter' | 'Histogram'>;
 
 interface Subscription {
-  users: number;
+  /** The modules whose outcomes it counts: one per app that counts into this registry under this name. */
+  origins: Set<object>;
   stop: () => void;
 }
 
 /**
  * One subscription per registry and metric name: two apps in one process that share a registry (tests,
  * or an app and its workers) count each outcome once, and the second reuses the first one's metrics.
+ * Apps with registries of their own count only their own outcomes.
  */
 const subscriptions = new WeakMap<Registry, Map<string, Subscription>>();
 
@@ -41,8 +43,8 @@ const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
  * Counts the outcomes published on `IDEMPOTENCY_OUTCOME_CHANNEL` as Prometheus metrics, for as long as the
  * module lives: `idempotency_outcomes_total{outcome, route}`, a counter of every outcome, and
  * `idempotency_added_seconds{outcome, route}`, a histogram of the time the library added to each request
- * (the claim, waits included, and storing the answer; not the handler's own time). It counts every outcome
- * of the process, whichever module published it.
+ * (the claim, waits included, and storing the answer; not the handler's own time). It counts the outcomes
+ * of its own module (`origin`, the module's coordinator), and of the other apps that share its registry.
  */
 export class IdempotencyMetrics implements OnModuleDestroy {
   private stopped = false;
@@ -50,10 +52,11 @@ export class IdempotencyMetrics implements OnModuleDestroy {
   private constructor(
     private readonly registry: Registry,
     private readonly counterName: string,
+    private readonly origin: object,
   ) {}
 
-  /** Loads prom-client and subscribes; `null` when `metrics` is off. */
-  static async start(option: boolean | IdempotencyMetricsOptions | undefined): Promise<IdempotencyMetrics | null> {
+  /** Loads prom-client and subscribes to the outcomes `origin` publishes; `null` when `metrics` is off. */
+  static async start(option: boolean | IdempotencyMetricsOptions | undefined, origin: object): Promise<IdempotencyMetrics | null> {
     if (!option) return null;
     const options = option === true ? {} : option;
     const prefix = options.prefix ?? '';
@@ -73,12 +76,17 @@ export class IdempotencyMetrics implements OnModuleDestroy {
     subscriptions.set(registry, byName);
     const existing = byName.get(counterName);
     if (existing) {
-      existing.users += 1;
+      existing.origins.add(origin);
     } else {
+      const origins = new Set<object>([origin]);
       const record = recorder(client, registry, prefix, buckets);
-      byName.set(counterName, { users: 1, stop: onIdempotencyOutcome(record) });
+      const stop = onIdempotencyOutcome((message) => {
+        const from = originOf(message);
+        if (from && origins.has(from)) record(message);
+      });
+      byName.set(counterName, { origins, stop });
     }
-    return new IdempotencyMetrics(registry, counterName);
+    return new IdempotencyMetrics(registry, counterName, origin);
   }
 
   /** Unsubscribes once the last module counting into this registry stops; the metrics stay registered. */
@@ -87,7 +95,9 @@ export class IdempotencyMetrics implements OnModuleDestroy {
     this.stopped = true;
     const byName = subscriptions.get(this.registry);
     const subscription = byName?.get(this.counterName);
-    if (!subscription || --subscription.users > 0) return;
+    if (!subscription) return;
+    subscription.origins.delete(this.origin);
+    if (subscription.origins.size > 0) return;
     subscription.stop();
     byName!.delete(this.counterName);
   }
