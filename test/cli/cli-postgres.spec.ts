@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import {
   CreatePartitionedIdempotencyRecords1763900000010,
+  IDEMPOTENCY_PARTITIONED_TABLE,
   idempotencyKeyHash,
   idempotencyMigrations,
   PartitionedTypeOrmIdempotencyStore,
@@ -219,7 +220,7 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
     }
   });
 
-  it('reads the partitioned table with --partitioned, and leaves its purge to the app', async () => {
+  it('reads the partitioned table with --partitioned, and drops its expired partitions', async () => {
     const own = await createSchema('cli_partitioned');
     const dataSource = new DataSource({
       type: 'postgres',
@@ -244,9 +245,35 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
       // Without the flag, the plain table of the same schema holds nothing.
       expect((await runBuiltCli(['inspect', 'partitioned-1', '--schema', own], { DATABASE_URL })).code).toBe(1);
 
-      const purge = await run('purge');
-      expect(purge.code).toBe(1);
-      expect(purge.stderr).toMatch(/purged by the app/);
+      // Two days that are over, as the app's earlier partitions: one whose records all expired, one still live.
+      const table = `"${own}".${IDEMPOTENCY_PARTITIONED_TABLE}`;
+      const partitions = async (): Promise<string[]> => {
+        const rows: Array<{ name: string }> = await dataSource.query(
+          `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass`,
+          [table],
+        );
+        return rows.map((row) => row.name).sort();
+      };
+      for (const [name, daysAgo, expires] of [['expired_day', 3, `now() - interval '1 minute'`], ['live_day', 2, `now() + interval '1 hour'`]] as const) {
+        await dataSource.query(
+          `CREATE TABLE "${own}".${name} PARTITION OF ${table}
+           FOR VALUES FROM (date_trunc('day', now(), 'UTC') - interval '${daysAgo} days') TO (date_trunc('day', now(), 'UTC') - interval '${daysAgo - 1} days')`,
+        );
+        for (let i = 0; i < 3; i++) {
+          await dataSource.query(
+            `INSERT INTO ${table} (scope, key, state, owner, expires_at, response_status, response_headers, response_body, created_at)
+             VALUES ('POST /p', $1, 'completed', gen_random_uuid(), ${expires}, 201, '[]', convert_to('old', 'UTF8'), date_trunc('day', now(), 'UTC') - $2::int * interval '1 day' + interval '1 hour')`,
+            [`${name}-${i}`, daysAgo],
+          );
+        }
+      }
+      const before = await partitions();
+      const purge = await run('purge', '--json');
+      expect(purge.code).toBe(0);
+      expect(JSON.parse(purge.stdout)).toMatchObject({ deleted: 3 });
+      expect(await partitions()).toEqual(before.filter((name) => name !== 'expired_day'));
+      expect((await run('inspect', 'live_day-0')).stdout).toMatch(/^state\s+completed/m);
+      expect((await run('inspect', 'partitioned-1')).code).toBe(0);
     } finally {
       await dataSource.destroy();
       await dropSchema(own);

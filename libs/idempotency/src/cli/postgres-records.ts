@@ -146,18 +146,13 @@ export class PostgresRecords implements RecordSource {
   }
 
   async purge(batchSize: number, onBatch?: (progress: PurgeProgress) => void): Promise<PurgeProgress> {
-    if (this.partitioned) {
-      // Its purge makes partitions ahead at the app's interval, which only the app knows.
-      throw new CliFailure(
-        `The partitioned table is purged by the app, which drops whole partitions once their records have expired and ` +
-          'makes new ones at its own interval: let its purge timer run (purgeInterval), or call IdempotencyService.purgeExpired().',
-      );
-    }
+    // The app's purge also makes partitions ahead, at its interval, which only the app knows: here only the drops.
+    const purgeOnce = this.store instanceof PartitionedTypeOrmIdempotencyStore ? this.store.dropExpired.bind(this.store) : this.store.purgeExpired.bind(this.store);
     return this.explained(async () => {
       // As IdempotencyService.purgeExpired(): batches until one comes back short.
       const progress: PurgeProgress = { deleted: 0, batches: 0 };
       for (;;) {
-        const deleted = await this.store.purgeExpired(batchSize);
+        const deleted = await purgeOnce(batchSize);
         progress.deleted += deleted;
         progress.batches += 1;
         onBatch?.(progress);

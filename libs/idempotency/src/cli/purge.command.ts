@@ -14,6 +14,8 @@ export const purgeCommand: Command = {
 Deletes the expired records (and expired event versions) in batches, as the app's own purge does
 (IdempotencyService.purgeExpired()), until none is left, then says how many and how fast. Each batch
 is one statement that skips rows a claim holds (FOR UPDATE SKIP LOCKED): it runs alongside the app.
+With --partitioned it drops the partitions whose range is over and whose records have all expired, as
+the app's purge does; it makes no new partitions (the app makes them, at its own interval).
 Redis deletes each record itself when it expires: there, nothing is to be done.
 
 Options:

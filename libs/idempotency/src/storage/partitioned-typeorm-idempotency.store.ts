@@ -288,6 +288,17 @@ export class PartitionedTypeOrmIdempotencyStore extends TypeOrmIdempotencyStore 
   }
 
   /**
+   * The purge without making partitions ahead, for whoever does not know the app's interval (the command-line
+   * tool): drops what the app's purge would drop, and leaves the making of partitions to the app.
+   */
+  async dropExpired(batchSize: number): Promise<number> {
+    const versions = await this.purgeExpiredVersions(batchSize);
+    await this.checkServerVersion();
+    await this.dropLeftovers();
+    return versions + (await this.dropExpiredPartitions());
+  }
+
+  /**
    * Makes partitions so that every time from now to the end of the `ahead`-th interval after the current one
    * falls in one. The time is walked from now: a partition (of any width: the interval may have changed since it
    * was made) is stepped over to its end, and a gap is filled from the interval's grid point before it (or the end
