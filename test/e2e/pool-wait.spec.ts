@@ -3,8 +3,12 @@ import { createSchema, dropSchema } from '../support/database';
 import { startApp, type TestApp } from '../support/harness';
 import { send } from '../support/http';
 
-/** Transaction mode holds a pooled connection per running handler: a claim queues for one no longer than its waitTimeout. */
-describe('a transactional claim waiting for a pooled connection', () => {
+/**
+ * Transaction mode holds a pooled connection per running handler: a claim queues for one no longer than its
+ * waitTimeout. Outside a transaction the claim is bounded the same way (at least a second): the pool here has no
+ * connectionTimeoutMillis, so without the bound it would wait for as long as the connection is held.
+ */
+describe('a claim waiting for a pooled connection', () => {
   let schema: string;
   let t: TestApp;
 
@@ -38,5 +42,29 @@ describe('a transactional claim waiting for a pooled connection', () => {
     expect((await send(t.url, '/t/tx-short', { key, body: { label: key } })).status).toBe(201);
     expect(await t.effects(key)).toBe(1);
     expect((await send(t.url, '/t/tx', { key: randomUUID(), body: { label: 'after' } })).status).toBe(201);
+  });
+
+  it('outside a transaction, gets a 503 after waitTimeout (at least 1 s), and a claim that lands later is given back', async () => {
+    const holder = randomUUID();
+    // Holds the only connection for 2.5 s.
+    const holding = send(t.url, '/t/tx', { key: holder, body: { label: holder, msAfter: 2500 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const key = randomUUID();
+    const startedAt = Date.now();
+    const refused = await send(t.url, '/t/wait-short', { key, body: { label: key } });
+    const waited = Date.now() - startedAt;
+    expect(refused.status).toBe(503);
+    expect(refused.json()).toMatchObject({ code: 'IDEMPOTENCY_STORE_UNAVAILABLE' });
+    expect(waited).toBeGreaterThanOrEqual(950);
+    expect(waited).toBeLessThan(2200);
+
+    expect((await holding).status).toBe(201);
+    // The claim queued for the connection landed once the holder was done, and was given back: the retry runs.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const retried = await send(t.url, '/t/wait-short', { key, body: { label: key } });
+    expect(retried.status).toBe(201);
+    expect(retried.headers.get('idempotent-replayed')).toBeNull();
+    expect(await t.effects(key)).toBe(1);
   });
 });

@@ -66,6 +66,8 @@ type UnreportedClaim = Omit<HeldClaim, 'release'> & { release(): Promise<boolean
 /** First and longest pause between two looks at an in-flight record, in ms. */
 const FIRST_POLL_MS = 20;
 const LONGEST_POLL_MS = 500;
+/** What a claim outside a transaction gets for the store at least, when `waitTimeout` is shorter (0 answers duplicates at once). */
+const SHORTEST_CLAIM_WAIT_MS = 1_000;
 
 /**
  * Runs claims against the store with the policies of SPEC.md: `onInFlight: 'wait'` polls the store
@@ -150,9 +152,51 @@ export class ClaimCoordinator {
   }
 
   private async claim(request: BeginRequest, report: OutcomeReport): Promise<BeginOutcome> {
-    const outcome = await this.store.claim(request);
+    const outcome = await this.claimWithin(request, report);
     if (outcome.status !== 'claimed') return outcome;
     return { status: 'claimed', claim: reported(this.leaseClaim(outcome.ref, outcome.attempt, outcome.takenOver, request, report), report) };
+  }
+
+  /**
+   * The store's claim, waited for no longer than `waitTimeout` (at least a second): a claim queued for a pooled connection that
+   * the handlers hold (a pool without connectionTimeoutMillis waits without end), or sent to a store that
+   * stopped answering, fails as the store being unavailable (503 and a retry) rather than hold the request.
+   * A claim that lands after that is given back at once, so the retry finds the key free. (Transaction mode
+   * bounds its own wait, connection and lock alike.)
+   */
+  private claimWithin(request: BeginRequest, report: OutcomeReport): Promise<ClaimOutcome> {
+    const ms = Math.max(request.waitTimeoutMs, SHORTEST_CLAIM_WAIT_MS);
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(
+          new Error(
+            `The idempotency store did not answer a claim within waitTimeout (${ms} ms). On PostgreSQL every pooled ` +
+              "connection may be taken: raise the pool's size, or set its connectionTimeoutMillis.",
+          ),
+        );
+      }, ms);
+      this.store.claim(request).then(
+        (outcome) => {
+          if (!late) {
+            clearTimeout(timer);
+            resolve(outcome);
+          } else if (outcome.status === 'claimed') {
+            this.store.release(outcome.ref).catch((error: Error) =>
+              this.logger.warn(`${report.describe()}: giving back a claim that came after its waitTimeout failed (its lease frees it): ${error.message}`),
+            );
+          }
+        },
+        (error: unknown) => {
+          if (!late) {
+            clearTimeout(timer);
+            reject(error);
+          }
+          // Failed after the request was answered 503: nothing was claimed, and nobody waits for it.
+        },
+      );
+    });
   }
 
   private async claimInTransaction(request: BeginRequest, id: string, deadline: number, report: OutcomeReport): Promise<BeginOutcome> {
