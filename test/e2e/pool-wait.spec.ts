@@ -44,7 +44,7 @@ describe('a claim waiting for a pooled connection', () => {
     expect((await send(t.url, '/t/tx', { key: randomUUID(), body: { label: 'after' } })).status).toBe(201);
   });
 
-  it('outside a transaction, gets a 503 after waitTimeout (at least 1 s), and a claim that lands later is given back', async () => {
+  it('outside a transaction, gets a 503 after waitTimeout (at least 1 s), and the claim left in the queue never takes the key', async () => {
     const holder = randomUUID();
     // Holds the only connection for 2.5 s.
     const holding = send(t.url, '/t/tx', { key: holder, body: { label: holder, msAfter: 2500 } });
@@ -60,7 +60,7 @@ describe('a claim waiting for a pooled connection', () => {
     expect(waited).toBeLessThan(2200);
 
     expect((await holding).status).toBe(201);
-    // The claim queued for the connection landed once the holder was done, and was given back: the retry runs.
+    // The claim left queued for the connection did not start when the holder was done: the retry runs.
     await new Promise((resolve) => setTimeout(resolve, 200));
     const retried = await send(t.url, '/t/wait-short', { key, body: { label: key } });
     expect(retried.status).toBe(201);

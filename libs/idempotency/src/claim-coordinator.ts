@@ -66,8 +66,10 @@ type UnreportedClaim = Omit<HeldClaim, 'release'> & { release(): Promise<boolean
 /** First and longest pause between two looks at an in-flight record, in ms. */
 const FIRST_POLL_MS = 20;
 const LONGEST_POLL_MS = 500;
-/** What a claim outside a transaction gets for the store at least, when `waitTimeout` is shorter (0 answers duplicates at once). */
+/** What a claim outside a transaction gets for the store at least, when less of `waitTimeout` is left (0 answers duplicates at once). */
 const SHORTEST_CLAIM_WAIT_MS = 1_000;
+/** Node fires a longer timer at once. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Runs claims against the store with the policies of SPEC.md: `onInFlight: 'wait'` polls the store
@@ -141,7 +143,7 @@ export class ClaimCoordinator {
     const waits = request.transaction || request.onInFlight === 'wait';
     for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
       const askedAt = Date.now();
-      const outcome = request.transaction ? await this.claimInTransaction(request, id, deadline, report) : await this.claim(request, report);
+      const outcome = request.transaction ? await this.claimInTransaction(request, id, deadline, report) : await this.claim(request, id, deadline, report);
       if (outcome.status === 'completed') this.replays?.remember(id, outcome, askedAt);
       const remaining = deadline - Date.now();
       if (outcome.status !== 'in-flight' || !waits || remaining <= 0) return outcome;
@@ -151,41 +153,43 @@ export class ClaimCoordinator {
     }
   }
 
-  private async claim(request: BeginRequest, report: OutcomeReport): Promise<BeginOutcome> {
-    const outcome = await this.claimWithin(request, report);
+  private async claim(request: BeginRequest, id: string, deadline: number, report: OutcomeReport): Promise<BeginOutcome> {
+    const outcome = await this.claimWithin(request, id, deadline, report);
     if (outcome.status !== 'claimed') return outcome;
     return { status: 'claimed', claim: reported(this.leaseClaim(outcome.ref, outcome.attempt, outcome.takenOver, request, report), report) };
   }
 
   /**
-   * The store's claim, waited for no longer than `waitTimeout` (at least a second): a claim queued for a pooled connection that
-   * the handlers hold (a pool without connectionTimeoutMillis waits without end), or sent to a store that
-   * stopped answering, fails as the store being unavailable (503 and a retry) rather than hold the request.
-   * A claim that lands after that is given back at once, so the retry finds the key free. (Transaction mode
-   * bounds its own wait, connection and lock alike.)
+   * The store's claim, waited for until the request's `waitTimeout` runs out (a poll near its end still gets a
+   * second): a claim queued for a pooled connection that the handlers hold (a pool without
+   * connectionTimeoutMillis waits without end), or sent to a store that stopped answering, fails as the store
+   * being unavailable (503 and a retry) rather than hold the request. The store is told the deadline, so that a
+   * claim still queued then never starts; one that lands after it all the same is given back. (Transaction mode
+   * bounds its own waits, for the connection and the lock.)
    */
-  private claimWithin(request: BeginRequest, report: OutcomeReport): Promise<ClaimOutcome> {
-    const ms = Math.max(request.waitTimeoutMs, SHORTEST_CLAIM_WAIT_MS);
+  private claimWithin(request: BeginRequest, id: string, deadline: number, report: OutcomeReport): Promise<ClaimOutcome> {
+    const ms = Math.min(Math.max(deadline - Date.now(), SHORTEST_CLAIM_WAIT_MS), LONGEST_TIMER_MS);
+    const { scope, key, fingerprint, leaseMs, ttlMs } = request;
+    const claiming = this.store.claim({ scope, key, fingerprint, leaseMs, ttlMs, deadline: Date.now() + ms });
     return new Promise((resolve, reject) => {
       let late = false;
       const timer = setTimeout(() => {
         late = true;
         reject(
           new Error(
-            `The idempotency store did not answer a claim within waitTimeout (${ms} ms). On PostgreSQL every pooled ` +
-              "connection may be taken: raise the pool's size, or set its connectionTimeoutMillis.",
+            `The idempotency store did not answer a claim within ${ms} ms (the route's waitTimeout, at least 1 s). On ` +
+              "PostgreSQL every pooled connection may be taken: raise the pool's size, or set its connectionTimeoutMillis.",
           ),
         );
       }, ms);
-      this.store.claim(request).then(
+      timer.unref();
+      claiming.then(
         (outcome) => {
           if (!late) {
             clearTimeout(timer);
             resolve(outcome);
           } else if (outcome.status === 'claimed') {
-            this.store.release(outcome.ref).catch((error: Error) =>
-              this.logger.warn(`${report.describe()}: giving back a claim that came after its waitTimeout failed (its lease frees it): ${error.message}`),
-            );
+            this.giveBackLate(outcome.ref, outcome.takenOver, id, report);
           }
         },
         (error: unknown) => {
@@ -193,10 +197,26 @@ export class ClaimCoordinator {
             clearTimeout(timer);
             reject(error);
           }
-          // Failed after the request was answered 503: nothing was claimed, and nobody waits for it.
+          // Otherwise the request was already answered 503 for this claim; nothing was claimed.
         },
       );
     });
+  }
+
+  /** A claim that landed after its request was answered 503: nobody runs its handler, so the key is freed at once. */
+  private giveBackLate(ref: ClaimRef, takenOver: boolean, id: string, report: OutcomeReport): void {
+    if (takenOver) {
+      this.logger.warn(
+        `${report.describe()}: a claim that came after its waitTimeout took over an expired lease; it is given back, ` +
+          'and the attempt that held the lease can no longer store its answer.',
+      );
+    }
+    Promise.resolve()
+      .then(() => this.store.release(ref))
+      .then(
+        () => this.wake(id),
+        (error: Error) => this.logger.warn(`${report.describe()}: giving back a claim that came after its waitTimeout failed (its lease frees it): ${error.message}`),
+      );
   }
 
   private async claimInTransaction(request: BeginRequest, id: string, deadline: number, report: OutcomeReport): Promise<BeginOutcome> {

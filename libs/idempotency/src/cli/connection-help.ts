@@ -2,7 +2,7 @@
 export const CONNECTION_HELP = `Where the records are (the app's database):
   --url <url>        PostgreSQL URL (default: the DATABASE_URL environment variable)
   --schema <name>    the schema of the app's DataSource (default: none, so the search_path: public)
-  --partitioned      read the partitioned table (the app's option partitioning), not idempotency_records
+  --partitioned      the partitioned table (the app's option partitioning), not idempotency_records
   --redis <url>      read the Redis store instead (redis:// or rediss://)
   --prefix <prefix>  key prefix of the Redis store (default: idempotency:)`;
 

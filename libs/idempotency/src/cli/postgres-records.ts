@@ -50,7 +50,7 @@ export class PostgresRecords implements RecordSource {
     private readonly dataSource: DataSource,
     url: string,
     schema: string | undefined,
-    private readonly partitioned: boolean,
+    partitioned: boolean,
   ) {
     this.tableName = partitioned ? IDEMPOTENCY_PARTITIONED_TABLE : IDEMPOTENCY_TABLE;
     this.description = `PostgreSQL at ${redactUrl(url)}${schema ? ` (schema ${schema})` : ''}${partitioned ? `, ${this.tableName}` : ''}`;

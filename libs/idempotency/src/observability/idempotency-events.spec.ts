@@ -21,7 +21,7 @@ describe('idempotency outcome events', () => {
   it('hashes and formats nothing while nobody subscribes and the log level is off', () => {
     jest.spyOn(Logger, 'isLevelEnabled').mockReturnValue(false);
     const hash = jest.spyOn(crypto, 'createHash');
-    new OutcomeReport('POST /orders', 'order-1', true).answer('claimed', { status: 201 });
+    new OutcomeReport('POST /orders', 'order-1', true, {}).answer('claimed', { status: 201 });
     expect(hash).not.toHaveBeenCalled();
   });
 
@@ -30,7 +30,7 @@ describe('idempotency outcome events', () => {
     const seen: IdempotencyOutcomeMessage[] = [];
     const stop = onIdempotencyOutcome((message) => seen.push(message));
     try {
-      const report = new OutcomeReport('POST /orders#acct_42', 'order-1', false);
+      const report = new OutcomeReport('POST /orders#acct_42', 'order-1', false, {});
       await report.timed(() => new Promise((resolve) => setTimeout(resolve, 20)));
       report.attempt = 1;
       report.answer('claimed', { status: 200 });

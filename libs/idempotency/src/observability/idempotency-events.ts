@@ -185,7 +185,7 @@ export class OutcomeReport {
     /** Whether statuses are HTTP answers (not `run()`'s placeholders). */
     private readonly http: boolean,
     /** The module that publishes, for {@link originOf}. */
-    private readonly origin?: object,
+    private readonly origin: object,
   ) {}
 
   /** Runs work of the library for this request, counting its time (and so its waits) as added. */
@@ -238,7 +238,7 @@ export class OutcomeReport {
     if (this.waitedMs > 0 && (outcome === 'waited' || outcome === 'rejected-in-flight')) message.waitedMs = round(this.waitedMs);
     Object.freeze(message);
     if (publishing) {
-      if (this.origin) origins.set(message, this.origin);
+      origins.set(message, this.origin);
       outcomeChannel.publish(message);
     }
     if (logging) log(level, message, details.error);

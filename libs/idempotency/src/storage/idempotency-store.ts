@@ -25,6 +25,12 @@ export interface ClaimRequest {
   fingerprint: string | null;
   leaseMs: number;
   ttlMs: number;
+  /**
+   * When the caller stops waiting (`Date.now()` ms): a claim that has not started by then should not start
+   * (the request was answered 503). The PostgreSQL stores check it once they have a pooled connection; a
+   * store may ignore it, and the caller gives back a claim that lands after it.
+   */
+  deadline?: number;
 }
 
 /** What a claim attempt found, decided under the row lock. */

@@ -13,6 +13,7 @@ import {
   decide,
   isLockTimeout,
   milliseconds,
+  notPast,
   msFromNow,
   sqlState,
   TypeOrmIdempotencyStore,
@@ -158,6 +159,7 @@ export class PartitionedTypeOrmIdempotencyStore extends TypeOrmIdempotencyStore 
       const isolation = (await this.isReadCommittedByDefault()) ? undefined : 'READ COMMITTED';
       await runner.connect();
       try {
+        notPast(request.deadline);
         await runner.startTransaction(isolation);
         // The setting first (a materialized CTE runs before the query that reads it): the wait for the key is bounded.
         await this.send(

@@ -48,7 +48,7 @@ local function start(attempts, created)
   -- The lease may outlast the TTL; the record must not expire before its lease does.
   local expires = now + math.max(ttlMs, leaseMs)
   -- A record taken over or expired leaves fields (an answer, a fingerprint) that the new one must not keep.
-  if r[1] then redis.call('DEL', key) end
+  redis.call('DEL', key)
   if hasFp then
     redis.call('HSET', key, '${F.state}', 'in_flight', '${F.owner}', owner, '${F.attempts}', attempts,
       '${F.createdAt}', created, '${F.leaseExpiresAt}', now + leaseMs, '${F.expiresAt}', expires, '${F.fingerprint}', fp)

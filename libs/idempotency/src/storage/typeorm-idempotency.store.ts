@@ -76,6 +76,11 @@ interface NodePostgres {
   query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[]; rowCount: number | null }>;
 }
 
+/** node-postgres' pool, where a connection is taken by hand (to check a claim's deadline before its statement). */
+interface NodePostgresPool {
+  connect(): Promise<NodePostgres & { release(): void }>;
+}
+
 export interface TypeOrmIdempotencyStoreOptions {
   /**
    * Named prepared statements, planned once per connection. Default: on where TypeORM runs on
@@ -134,7 +139,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
       const outcome = answer(row, decide(row, request.fingerprint));
       if (outcome) return outcome;
     }
-    return this.inTransaction((runner) => this.lockedClaim(runner, request, owner));
+    return this.inTransaction((runner) => this.lockedClaim(runner, request, owner), request.deadline);
   }
 
   /**
@@ -144,7 +149,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
    */
   private async fastClaim(request: ClaimRequest, owner: string, runner?: QueryRunner, settings: unknown[] = []): Promise<FastClaimRow | undefined> {
     try {
-      const { rows } = await this.send<FastClaimRow>(this.fastClaimSql(settings.length > 0), [...this.insertParams(request, owner), ...settings], runner);
+      const { rows } = await this.send<FastClaimRow>(this.fastClaimSql(settings.length > 0), [...this.insertParams(request, owner), ...settings], runner, this.prepared, request.deadline);
       return rows[0];
     } catch (error) {
       if (sqlState(error) === SERIALIZATION_FAILURE) return undefined;
@@ -414,10 +419,11 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     return [ref.scope, ref.key, ref.owner, response.status, JSON.stringify(response.headers), response.body, ttlMs];
   }
 
-  protected async inTransaction<T>(work: (runner: QueryRunner) => Promise<T>): Promise<T> {
+  protected async inTransaction<T>(work: (runner: QueryRunner) => Promise<T>, deadline?: number): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
+      notPast(deadline);
       await runner.startTransaction('READ COMMITTED');
       const result = await work(runner);
       await runner.commitTransaction();
@@ -442,10 +448,22 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     values: unknown[],
     runner?: QueryRunner,
     prepared = this.prepared,
+    /** Not sent once this has passed (`Date.now()` ms) by the time a pooled connection comes. */
+    deadline?: number,
   ): Promise<{ rows: T[]; count: number }> {
     // A released runner's connection may already be another request's.
     if (runner?.isReleased) throw new QueryRunnerAlreadyReleasedError();
     try {
+      if (prepared && !runner && deadline !== undefined) {
+        const client = await (this.dataSource.driver as unknown as { master: NodePostgresPool }).master.connect();
+        try {
+          notPast(deadline);
+          const result = await client.query({ name: statementName(sql), text: sql, values });
+          return { rows: result.rows as T[], count: result.rowCount ?? 0 };
+        } finally {
+          client.release();
+        }
+      }
       if (prepared) {
         // TypeORM's postgres driver: its pool (`master`: claims must never go to a read replica), or the runner's client.
         const target = (runner ? await runner.connect() : (this.dataSource.driver as unknown as { master: unknown }).master) as NodePostgres;
@@ -454,6 +472,10 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
       }
       const own = runner ?? this.dataSource.createQueryRunner('master');
       try {
+        if (!runner && deadline !== undefined) {
+          await own.connect();
+          notPast(deadline);
+        }
         const result = await own.query(sql, values, true);
         return { rows: (result.records ?? []) as T[], count: result.affected ?? 0 };
       } finally {
@@ -625,6 +647,16 @@ async function connectWithin(runner: QueryRunner, ms: number): Promise<void> {
     `No pooled connection came within the claim's waitTimeout (${Math.round(ms)} ms): every connection is taken ` +
       '(in transaction mode each running handler holds one). Raise the pool size, or lower the load per instance.',
   );
+}
+
+/**
+ * Stops a claim whose caller has given up waiting (it answered 503): started now, it would hold the key for a
+ * request nobody runs. Checked once the claim has its pooled connection, before its first statement.
+ */
+export function notPast(deadline: number | undefined): void {
+  if (deadline !== undefined && Date.now() >= deadline) {
+    throw new Error('No pooled connection came before the claim\'s caller stopped waiting (waitTimeout): the claim was not started.');
+  }
 }
 
 /** Ends a transaction that failed; the original error is what the caller reports. */
