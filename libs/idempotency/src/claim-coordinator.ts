@@ -196,8 +196,12 @@ export class ClaimCoordinator {
           if (!late) {
             clearTimeout(timer);
             reject(error);
+            return;
           }
-          // Otherwise the request was already answered 503 for this claim; nothing was claimed.
+          // The request was already answered 503 for this claim, and nothing was claimed; a misconfiguration
+          // (a missing table, a pooler without prepared statements) must still be seen.
+          if (error instanceof IdempotencyConfigurationError) this.logger.error(`${report.describe()}: ${error.message}`, error.stack);
+          else this.logger.debug(`${report.describe()}: a claim that came after its waitTimeout failed: ${(error as Error).message}`);
         },
       );
     });

@@ -78,7 +78,7 @@ interface NodePostgres {
 
 /** node-postgres' pool, where a connection is taken by hand (to check a claim's deadline before its statement). */
 interface NodePostgresPool {
-  connect(): Promise<NodePostgres & { release(): void }>;
+  connect(): Promise<NodePostgres & { release(error?: Error): void }>;
 }
 
 export interface TypeOrmIdempotencyStoreOptions {
@@ -456,13 +456,17 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     try {
       if (prepared && !runner && deadline !== undefined) {
         const client = await (this.dataSource.driver as unknown as { master: NodePostgresPool }).master.connect();
+        let result: Awaited<ReturnType<NodePostgres['query']>>;
         try {
           notPast(deadline);
-          const result = await client.query({ name: statementName(sql), text: sql, values });
-          return { rows: result.rows as T[], count: result.rowCount ?? 0 };
-        } finally {
-          client.release();
+          result = await client.query({ name: statementName(sql), text: sql, values });
+        } catch (error) {
+          // As pool.query() does: a client whose query failed is not handed out again.
+          client.release(error as Error);
+          throw error;
         }
+        client.release();
+        return { rows: result.rows as T[], count: result.rowCount ?? 0 };
       }
       if (prepared) {
         // TypeORM's postgres driver: its pool (`master`: claims must never go to a read replica), or the runner's client.
