@@ -78,7 +78,13 @@ interface NodePostgres {
 
 /** node-postgres' pool, where a connection is taken by hand (to check a claim's deadline before its statement). */
 interface NodePostgresPool {
-  connect(): Promise<NodePostgres & { release(error?: Error): void }>;
+  connect(): Promise<PooledClient>;
+}
+
+interface PooledClient extends NodePostgres {
+  release(error?: Error): void;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 export interface TypeOrmIdempotencyStoreOptions {
@@ -456,16 +462,25 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
     try {
       if (prepared && !runner && deadline !== undefined) {
         const client = await (this.dataSource.driver as unknown as { master: NodePostgresPool }).master.connect();
+        // As pool.query() does. Out of the pool, a client has no 'error' listener of the pool's: the server
+        // closing its connection would be an unhandled 'error' event, which ends the process. The query fails
+        // with that error too; a client that failed is not handed out again.
+        let failed: Error | undefined;
+        const onError = (error: Error) => {
+          failed = error;
+        };
+        client.once('error', onError);
         let result: Awaited<ReturnType<NodePostgres['query']>>;
         try {
           notPast(deadline);
           result = await client.query({ name: statementName(sql), text: sql, values });
         } catch (error) {
-          // As pool.query() does: a client whose query failed is not handed out again.
+          client.removeListener('error', onError);
           client.release(error as Error);
           throw error;
         }
-        client.release();
+        client.removeListener('error', onError);
+        client.release(failed);
         return { rows: result.rows as T[], count: result.rowCount ?? 0 };
       }
       if (prepared) {
