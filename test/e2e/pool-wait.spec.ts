@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createSchema, dropSchema } from '../support/database';
+import { createSchema, dropSchema, sql } from '../support/database';
 import { startApp, type TestApp } from '../support/harness';
-import { send } from '../support/http';
+import { burst, countBy, send } from '../support/http';
 
 /**
  * Transaction mode holds a pooled connection per running handler: a claim queues for one no longer than its
@@ -66,5 +66,23 @@ describe('a claim waiting for a pooled connection', () => {
     expect(retried.status).toBe(201);
     expect(retried.headers.get('idempotent-replayed')).toBeNull();
     expect(await t.effects(key)).toBe(1);
+  });
+
+  it('under overload, 20 concurrent claims queued past their waitTimeout all get 503, and none of them takes its key', async () => {
+    const holder = randomUUID();
+    const holding = send(t.url, '/t/tx', { key: holder, body: { label: holder, msAfter: 2500 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const keys = Array.from({ length: 20 }, () => randomUUID());
+    const refused = await burst(keys.length, (index) => send(t.url, '/t/wait-short', { key: keys[index], body: { label: keys[index] } }));
+    expect(countBy(refused, (reply) => reply.status)).toEqual({ 503: 20 });
+    expect((await holding).status).toBe(201);
+
+    // The queued claims got the connection one after another once the holder was done, and none started.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await sql(`SELECT key FROM "${schema}".idempotency_records WHERE key = ANY($1)`, [keys])).toEqual([]);
+    // One after another: on one connection, twenty at once could queue past the bound again.
+    for (const key of keys) expect((await send(t.url, '/t/wait-short', { key, body: { label: key } })).status).toBe(201);
+    for (const key of keys) expect(await t.effects(key)).toBe(1);
   });
 });
