@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
-import { toMilliseconds } from './duration';
+import { LONGEST_TIMER_MS, toMilliseconds } from './duration';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import type { IdempotencyModuleOptions, InFlightPolicy } from './idempotency.options';
@@ -68,8 +68,6 @@ const FIRST_POLL_MS = 20;
 const LONGEST_POLL_MS = 500;
 /** What a claim outside a transaction gets for the store at least, when less of `waitTimeout` is left (0 answers duplicates at once). */
 const SHORTEST_CLAIM_WAIT_MS = 1_000;
-/** Node fires a longer timer at once. */
-const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Runs claims against the store with the policies of SPEC.md: `onInFlight: 'wait'` polls the store

@@ -29,3 +29,20 @@ function parseString(value: string): number | undefined {
     return undefined;
   }
 }
+
+/** The longest a Node.js timer waits: a longer one fires at once. */
+export const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * {@link toMilliseconds} for a duration that a timer waits out (a lease, a wait, an interval): past
+ * {@link LONGEST_TIMER_MS} (about 24.8 days) Node.js would fire it at once, so such a value is refused.
+ */
+export function toTimerMilliseconds(value: Duration, option: string): number {
+  const parsed = toMilliseconds(value, option);
+  if (parsed > LONGEST_TIMER_MS) {
+    throw new IdempotencyConfigurationError(
+      `${option}: ${JSON.stringify(value)} is longer than a timer can wait (${LONGEST_TIMER_MS} ms, about 24.8 days).`,
+    );
+  }
+  return parsed;
+}

@@ -1,4 +1,4 @@
-import { type Duration, toMilliseconds } from './duration';
+import { type Duration, toMilliseconds, toTimerMilliseconds } from './duration';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { DEFAULT_REPLAY_HEADERS } from './http/replay';
 import type { IdempotencyRequest } from './idempotency-request';
@@ -202,7 +202,7 @@ export function resolveRouteOptions(defaults: IdempotencyModuleOptions, route: I
     route.ttl !== undefined || !preset
       ? moduleTtlMs
       : Math.max(moduleTtlMs, toMilliseconds(PROVIDER_PRESETS[preset].ttl, `${where}: ttl`));
-  const leaseMs = toMilliseconds(merged.lease, `${where}: lease`);
+  const leaseMs = toTimerMilliseconds(merged.lease, `${where}: lease`);
   if (leaseMs < 1000) throw new IdempotencyConfigurationError(`${where}: lease must be at least 1s, so that a live handler can renew it.`);
   if (!['reject', 'wait'].includes(merged.onInFlight)) {
     throw new IdempotencyConfigurationError(`${where}: onInFlight must be 'reject' or 'wait', not ${JSON.stringify(merged.onInFlight)}.`);
@@ -227,9 +227,9 @@ export function resolveRouteOptions(defaults: IdempotencyModuleOptions, route: I
     fingerprint: (route as IdempotentOptions).fingerprint ?? (preset ? false : merged.fingerprint),
     ttlMs,
     leaseMs,
-    maxLeaseMs: Math.max(leaseMs, toMilliseconds(merged.maxLease, `${where}: maxLease`)),
+    maxLeaseMs: Math.max(leaseMs, toTimerMilliseconds(merged.maxLease, `${where}: maxLease`)),
     onInFlight: merged.onInFlight,
-    waitTimeoutMs: toMilliseconds(merged.waitTimeout, `${where}: waitTimeout`),
+    waitTimeoutMs: toTimerMilliseconds(merged.waitTimeout, `${where}: waitTimeout`),
     transaction: merged.transaction,
     // A provider retries anything but a 2xx, so only a 2xx is final.
     storeIf: (route as IdempotentOptions).storeIf ?? (preset ? storeSuccessOnly : merged.storeIf),

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
 import { ClaimCoordinator } from './claim-coordinator';
-import { toMilliseconds } from './duration';
+import { toMilliseconds, toTimerMilliseconds } from './duration';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
@@ -52,7 +52,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
   async run<T>(key: string, fn: (manager: EntityManager) => T | Promise<T>, options: RunOptions = {}): Promise<T> {
     const defaults = { ...IDEMPOTENCY_DEFAULTS, ...this.options, onInFlight: 'wait' as const };
     const setting = <K extends 'ttl' | 'lease' | 'maxLease' | 'waitTimeout'>(name: K) =>
-      toMilliseconds(options[name] ?? defaults[name], `run(): ${name}`);
+      (name === 'ttl' ? toMilliseconds : toTimerMilliseconds)(options[name] ?? defaults[name], `run(): ${name}`);
     const leaseMs = setting('lease');
     const outcome = await this.coordinator.begin({
       scope: options.scope ?? DEFAULT_RUN_SCOPE,
@@ -152,7 +152,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * started together do not all purge at once. A run starts only once the previous one has ended.
    */
   onModuleInit(): void {
-    const intervalMs = toMilliseconds(this.options.purgeInterval ?? IDEMPOTENCY_DEFAULTS.purgeInterval, 'purgeInterval');
+    const intervalMs = toTimerMilliseconds(this.options.purgeInterval ?? IDEMPOTENCY_DEFAULTS.purgeInterval, 'purgeInterval');
     if (intervalMs === 0) return;
     const schedule = (delayMs: number) => {
       this.purgeTimer = setTimeout(() => {

@@ -1,5 +1,5 @@
 import { SetMetadata } from '@nestjs/common';
-import { toMilliseconds } from './duration';
+import { toMilliseconds, toTimerMilliseconds } from './duration';
 import { IDEMPOTENT_OPTIONS } from './idempotency.constants';
 import type { IdempotentOptions } from './idempotency.options';
 import type { IdempotencyRequest } from './idempotency-request';
@@ -19,7 +19,7 @@ export function Idempotent<TRequest = IdempotencyRequest>(options: IdempotentOpt
   if (options.key !== undefined) assertKeySource(options.key as IdempotentOptions['key'] & object, where);
   for (const name of ['ttl', 'lease', 'maxLease', 'waitTimeout'] as const) {
     const value = options[name];
-    if (value !== undefined) toMilliseconds(value, `${where}: ${name}`);
+    if (value !== undefined) (name === 'ttl' ? toMilliseconds : toTimerMilliseconds)(value, `${where}: ${name}`);
   }
   return SetMetadata(IDEMPOTENT_OPTIONS, options);
 }

@@ -1,4 +1,4 @@
-import { type Duration, toMilliseconds } from '../duration';
+import { type Duration, toMilliseconds, toTimerMilliseconds } from '../duration';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 
 /** How to reach the Redis of the BullMQ queues, as ioredis takes it (`host`, `port`, `password`, `db`, `tls`...). */
@@ -63,7 +63,7 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyConfigurationError(`${where}: batchSize must be a positive whole number.`);
   const maxSends = options.maxSends ?? 5;
   if (!Number.isInteger(maxSends) || maxSends < 1) throw new IdempotencyConfigurationError(`${where}: maxSends must be a positive whole number.`);
-  const sendTimeoutMs = toMilliseconds(options.sendTimeout ?? '5s', `${where}: sendTimeout`);
+  const sendTimeoutMs = toTimerMilliseconds(options.sendTimeout ?? '5s', `${where}: sendTimeout`);
   const redeliverAfterMs = options.redeliverAfter === undefined ? null : toMilliseconds(options.redeliverAfter, `${where}: redeliverAfter`);
   if (redeliverAfterMs !== null && redeliverAfterMs <= sendTimeoutMs) {
     throw new IdempotencyConfigurationError(`${where}: redeliverAfter must be longer than sendTimeout (${sendTimeoutMs} ms), or a row would be re-sent while its send may still land.`);
@@ -71,7 +71,7 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   return {
     connection: typeof options.connection === 'string' ? fromUrl(options.connection, where) : options.connection,
     relay: options.relay ?? true,
-    pollIntervalMs: Math.max(10, toMilliseconds(options.pollInterval ?? '500ms', `${where}: pollInterval`)),
+    pollIntervalMs: Math.max(10, toTimerMilliseconds(options.pollInterval ?? '500ms', `${where}: pollInterval`)),
     batchSize,
     retentionMs: toMilliseconds(options.retention ?? '24h', `${where}: retention`),
     redeliverAfterMs,

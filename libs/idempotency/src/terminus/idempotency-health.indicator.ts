@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { type Duration, toMilliseconds } from '../duration';
+import { type Duration, toTimerMilliseconds } from '../duration';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from '../storage/idempotency-store';
 
 /** Options of {@link IdempotencyHealthIndicator.isHealthy}. */
@@ -45,7 +45,7 @@ export class IdempotencyHealthIndicator {
     key: Key = 'idempotency' as Key,
     options: IdempotencyHealthOptions = {},
   ): Promise<HealthIndicatorResult<Key>> {
-    const timeoutMs = toMilliseconds(options.timeout ?? DEFAULT_TIMEOUT, 'IdempotencyHealthIndicator.isHealthy(): timeout');
+    const timeoutMs = toTimerMilliseconds(options.timeout ?? DEFAULT_TIMEOUT, 'IdempotencyHealthIndicator.isHealthy(): timeout');
     const indicator = this.health.check(key);
     const started = performance.now();
     const responseTime = () => Math.round(performance.now() - started);
