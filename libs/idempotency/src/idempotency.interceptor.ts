@@ -82,7 +82,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       const found = findKey(options.key, request);
       if (found === undefined) {
         if (options.required) throw new IdempotencyKeyMissingException();
-        if (options.transaction) request[IDEMPOTENT_TRANSACTION] = (this.coordinator.store as TransactionalIdempotencyStore).manager;
+        if (options.transaction) request[IDEMPOTENT_TRANSACTION] = (this.coordinator.store as unknown as TransactionalIdempotencyStore).manager;
         return next.handle();
       }
       const event = options.order && orderedEvent(options.order, request);

@@ -10,6 +10,7 @@ import type {
   TransactionalClaimOutcome,
   TransactionalIdempotencyStore,
 } from './idempotency-store';
+import { isTransactional } from './idempotency-store';
 import { type EncryptionOptions, type RecordAddress, ResponseCipher } from './response-encryption';
 
 type Completed = Extract<ClaimOutcome, { status: 'completed' }>;
@@ -34,9 +35,8 @@ export function withEncryptionAtRest(store: TransactionalIdempotencyStore, encry
 export function withEncryptionAtRest(store: IdempotencyStore, encryption: EncryptionOptions | undefined): IdempotencyStore;
 export function withEncryptionAtRest(store: IdempotencyStore, encryption: EncryptionOptions | undefined): IdempotencyStore {
   const cipher = new ResponseCipher(encryption);
-  const transactional = store as Partial<TransactionalIdempotencyStore>;
-  return typeof transactional.claimInTransaction === 'function'
-    ? new EncryptedTransactionalStore(store as TransactionalIdempotencyStore, cipher)
+  return isTransactional(store)
+    ? new EncryptedTransactionalStore(store, cipher)
     : new EncryptedStore(store, cipher);
 }
 
@@ -87,6 +87,7 @@ class EncryptedStore implements IdempotencyStore {
 }
 
 class EncryptedTransactionalStore extends EncryptedStore implements TransactionalIdempotencyStore {
+  readonly transactional = true;
   constructor(
     protected override readonly inner: TransactionalIdempotencyStore,
     cipher: ResponseCipher,

@@ -54,7 +54,10 @@ export interface TransactionalClaim {
   ref: ClaimRef;
   /** The claim's transaction: business writes made through it commit with the stored response. */
   manager: EntityManager;
-  /** Stores the response and commits everything; throws if the commit fails (nothing was written). */
+  /**
+   * Stores the response and commits everything; throws if the commit fails (nothing was written), and
+   * `TransactionAbortedError` (after rolling back) when a statement of the handler failed in the transaction.
+   */
   complete(response: StoredResponse, ttlMs: number): Promise<void>;
   /** Rolls back the claim and every write made through `manager`. */
   rollback(): Promise<void>;
@@ -103,6 +106,8 @@ export interface IdempotencyRecordView {
  * if (outcome.status === 'claimed') await store.complete(outcome.ref, { status: 200, headers: [], body }, 86_400_000);
  */
 export interface IdempotencyStore {
+  /** Declares that the store holds claims in database transactions (`TransactionalIdempotencyStore`). */
+  readonly transactional?: boolean;
   /** Claims (scope, key) for `request.leaseMs`, or says why not. */
   claim(request: ClaimRequest): Promise<ClaimOutcome>;
   /**
@@ -124,6 +129,7 @@ export interface IdempotencyStore {
 
 /** A store that can also hold a claim inside a database transaction (`transaction: true`). */
 export interface TransactionalIdempotencyStore extends IdempotencyStore {
+  readonly transactional: true;
   /** The store's manager outside any claim: what a transactional route gets when it runs without a key. */
   readonly manager: EntityManager;
   /**
@@ -139,4 +145,9 @@ export interface TransactionalIdempotencyStore extends IdempotencyStore {
     idleTimeoutMs: number,
     handlerLockTimeoutMs?: number,
   ): Promise<TransactionalClaimOutcome>;
+}
+
+/** Whether the store declares transactional claims (`transaction: true`, `order`, `runJob()`). */
+export function isTransactional(store: IdempotencyStore): store is TransactionalIdempotencyStore {
+  return store.transactional === true;
 }

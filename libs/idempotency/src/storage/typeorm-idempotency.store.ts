@@ -111,6 +111,7 @@ export interface TypeOrmIdempotencyStoreOptions {
  * const outcome = await store.claim({ scope: 'POST /orders', key: 'k1', fingerprint: null, leaseMs: 30_000, ttlMs: 86_400_000 });
  */
 export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
+  readonly transactional = true;
   protected readonly table: string;
   private readonly versions: string;
   private readonly prepared: boolean;
