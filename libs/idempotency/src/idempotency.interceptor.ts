@@ -5,17 +5,14 @@ import {
   Injectable,
   Logger,
   type NestInterceptor,
-  StreamableFile,
 } from '@nestjs/common';
 import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/internal';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Readable } from 'node:stream';
-import { defer, map, mergeMap, type Observable, of, shareReplay } from 'rxjs';
-import { type BeginOutcome, ClaimCoordinator, type HeldClaim, type ReleaseAnswer } from './claim-coordinator';
-import type { VersionOutcome } from './storage/idempotency-store';
+import { defer, mergeMap, type Observable, of } from 'rxjs';
+import { ClaimCoordinator } from './claim/claim-coordinator';
+import type { BeginOutcome, HeldClaim } from './claim/held-claim';
 import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
 import {
   IdempotencyException,
@@ -23,23 +20,24 @@ import {
   IdempotencyKeyMissingException,
   IdempotencyKeyReusedException,
   IdempotencyStoreUnavailableException,
+  IdempotencyTransactionAbortedException,
 } from './errors/idempotency.errors';
+import { TransactionAbortedError } from './errors/transaction-aborted.error';
 import { requestFingerprint } from './fingerprint';
+import { abandon, internalError, problemResponse, release, routeOf, runClaimed } from './http/claimed-run';
 import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
-import { SKIPPED_HEADER, toReplay, toStoredResponse } from './http/replay';
+import { toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import { type IdempotencyModuleOptions, type IdempotentOptions, resolveRouteOptions, type ResolvedRouteOptions } from './idempotency.options';
 import { type IdempotencyRequest, requestTarget, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
 import type { ProviderPresetName } from './keys/provider-presets';
-import { type OrderedEvent, orderedEvent } from './ordering/event-version';
-import type { StoredResponse, TransactionalIdempotencyStore } from './storage/idempotency-store';
+import { orderedEvent } from './ordering/event-version';
+import { skipIfStale } from './ordering/stale-event';
+import { isTransactional } from './storage/idempotency-store';
 
 type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
-
-/** How long after a client left, and its handler ended, the framework may still write the response. */
-const CLOSE_GRACE_MS = 1000;
 
 /**
  * Does the work of `@Idempotent()`, registered for the whole app by `IdempotencyModule`. Routes
@@ -48,11 +46,11 @@ const CLOSE_GRACE_MS = 1000;
  * is sent. Guards (signature checks, auth) run before it; pipes run after the claim.
  *
  * @example
- * // Registered by IdempotencyModule; extend it to change how a stored answer is decided:
+ * // Registered by IdempotencyModule; extend it to see each answer before it is stored:
  * class AuditedIdempotencyInterceptor extends IdempotencyInterceptor {
- *   protected override finish(claim, captured, options, request) {
+ *   protected override finish(claim, captured, plan, request, stillRunning) {
  *     audit(captured.status);
- *     return super.finish(claim, captured, options, request);
+ *     return super.finish(claim, captured, plan, request, stillRunning);
  *   }
  * }
  */
@@ -82,7 +80,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
       const found = findKey(options.key, request);
       if (found === undefined) {
         if (options.required) throw new IdempotencyKeyMissingException();
-        if (options.transaction) request[IDEMPOTENT_TRANSACTION] = (this.coordinator.store as unknown as TransactionalIdempotencyStore).manager;
+        const { store } = this.coordinator;
+        if (options.transaction && isTransactional(store)) request[IDEMPOTENT_TRANSACTION] = store.manager;
         return next.handle();
       }
       const event = options.order && orderedEvent(options.order, request);
@@ -99,12 +98,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
           throw new IdempotencyKeyReusedException();
         case 'in-flight':
           throw new IdempotencyKeyInUseException(Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)));
-        case 'claimed':
+        case 'claimed': {
+          const { claim } = outcome;
           if (event) {
-            const stale = await this.skipIfStale(outcome.claim, event, options);
+            const stale = await skipIfStale(claim, event, options.ttlMs, release);
             if (stale) return this.answerWith(context, response, stale);
           }
-          return this.runClaimed(outcome.claim, options, request, response, next);
+          if (claim.mode === 'transaction') request[IDEMPOTENT_TRANSACTION] = claim.manager;
+          return runClaimed(claim, options, request, rawResponse(response), next, (...args) => this.finish(...args));
+        }
       }
     } catch (error) {
       if (error instanceof IdempotencyException) {
@@ -126,42 +128,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return of(undefined);
   }
 
-  /**
-   * Ordered routes: records the event's version as its resource's newest, in the claim's transaction.
-   * An older event is answered as skipped without running the handler, and not stored (its redelivery
-   * is as stale); `undefined` means the handler runs.
-   */
-  private async skipIfStale(claim: HeldClaim, event: OrderedEvent, options: ResolvedRouteOptions): Promise<ReplacementResponse | undefined> {
-    let applied: VersionOutcome;
-    try {
-      if (!claim.advanceVersion) throw new IdempotencyConfigurationError('order needs a store whose transactional claims record versions (advanceVersion).');
-      applied = await claim.advanceVersion(event.resource, event.version, options.ttlMs);
-    } catch (error) {
-      if (error instanceof IdempotencyConfigurationError) {
-        await this.release(claim, { status: 500 });
-        throw error;
-      }
-      const problem = new IdempotencyStoreUnavailableException();
-      await this.release(claim, { outcome: 'store-unavailable', status: problem.getStatus(), error: error as Error });
-      throw problem;
-    }
-    if (applied === 'applied') return undefined;
-    if (applied === 'busy') {
-      // Another event of the same resource held it past waitTimeout: the provider retries later.
-      const problem = new IdempotencyKeyInUseException(1);
-      await this.release(claim, { outcome: 'rejected-in-flight', status: problem.getStatus() });
-      throw problem;
-    }
-    // Nothing to keep: a redelivery of this event is as stale as this one.
-    const skipped = staleEventResponse();
-    await this.release(claim, { outcome: 'stale-skipped', status: skipped.status });
-    return skipped;
-  }
-
-  private async begin(
-    options: ResolvedRouteOptions,
-    target: { scope: string; key: string; fingerprint: string | null },
-  ): Promise<BeginOutcome> {
+  private async begin(options: ResolvedRouteOptions, target: { scope: string; key: string; fingerprint: string | null }): Promise<BeginOutcome> {
     try {
       return await this.coordinator.begin({
         ...target,
@@ -180,65 +147,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
   }
 
-  private runClaimed(
-    claim: HeldClaim,
-    options: ResolvedRouteOptions,
-    request: MutableRequest,
-    response: object,
-    next: CallHandler,
-  ): Observable<unknown> {
-    if (claim.manager) request[IDEMPOTENT_TRANSACTION] = claim.manager;
-    let handlerSettled!: () => void;
-    const settled = new Promise<void>((resolve) => (handlerSettled = resolve));
-    let handlerDone = false;
-    void settled.then(() => (handlerDone = true));
-    let finished = false;
-    const finishOnce = async (finish: () => Promise<ReplacementResponse | undefined>) => {
-      if (finished) return undefined;
-      finished = true;
-      return finish();
-    };
-
-    holdResponse(rawResponse(response), options.maxResponseBytes, {
-      beforeSend: (captured) => finishOnce(() => this.finish(claim, captured, options, request, handlerDone ? undefined : settled)),
-      onClose: () => {
-        // The client left before anything was sent. Give the handler, then the framework, time to
-        // produce the response (it is stored as usual if it comes); past that, nothing will be sent.
-        void settled
-          .then(() => sleep(CLOSE_GRACE_MS))
-          .then(() =>
-            finishOnce(() => {
-              this.logger.warn(`${routeOf(request)}: the client left and no response was written; the answer is not stored.`);
-              return this.abandon(claim);
-            }),
-          );
-      },
-    });
-
-    const result$ = next.handle().pipe(
-      map((value: unknown) => {
-        if (isStream(value)) {
-          throw new UnstorableResponseError(
-            `${routeOf(request)} returned a stream, which an idempotent route cannot store and replay. ` +
-              'Return the whole body (object, string or Buffer), or remove @Idempotent() from this route.',
-          );
-        }
-        return value;
-      }),
-      // One run of the handler, watched here to its end even when the framework stops listening first
-      // (the client left, an outer timeout interceptor answered): the key must not be freed before it.
-      shareReplay({ bufferSize: 1, refCount: false }),
-    );
-    result$.subscribe({ complete: handlerSettled, error: handlerSettled });
-    return result$;
-  }
-
-  /** Decides what becomes of the claim once the response is known; runs before any byte is sent. */
+  /**
+   * Decides what becomes of the claim once the response is known; runs before any byte is sent. A
+   * replacement, when returned, goes out instead of the captured response.
+   */
   protected async finish(
     claim: HeldClaim,
     captured: CapturedResponse,
     options: ResolvedRouteOptions,
-    request: MutableRequest,
+    request: IdempotencyRequest,
     stillRunning: Promise<void> | undefined,
   ): Promise<ReplacementResponse | undefined> {
     try {
@@ -256,29 +173,33 @@ export class IdempotencyInterceptor implements NestInterceptor {
         if (stillRunning) {
           // Answered while the handler still runs (an outer timeout interceptor): it may yet take
           // effect, so the key is not handed to a retry before it ends.
-          void stillRunning.then(() => this.abandon(claim));
+          void stillRunning.then(() => abandon(claim));
           return undefined;
         }
-        return await this.release(claim, { status: captured.status });
+        return await release(claim, { status: captured.status });
       }
     } catch (error) {
       // Nothing was stored and nothing was sent: fail this request loudly and give the key back.
       this.logger.error(`${routeOf(request)}: ${(error as Error).message}`, (error as Error).stack);
       const answer = internalError();
-      await this.release(claim, { status: answer.status });
+      await release(claim, { status: answer.status });
       return answer;
     }
-    const stored = toStoredResponse(captured, options.replayHeaders);
     try {
-      await claim.complete(stored, options.ttlMs);
+      await claim.complete(toStoredResponse(captured, options.replayHeaders), options.ttlMs);
       return undefined;
-    } catch {
-      // Reported and logged (store-unavailable) by the claim.
-      // In transaction mode nothing was committed, the handler's writes included: the client must retry.
-      // In lease mode the handler's effects happened: the client gets the real answer.
-      if (!claim.manager) return undefined;
-      const problem = new IdempotencyStoreUnavailableException();
-      return { status: problem.getStatus(), headers: Object.entries(problem.headers), body: Buffer.from(JSON.stringify(problem.getResponse())) };
+    } catch (error) {
+      if (error instanceof TransactionAbortedError) {
+        this.logger.error(
+          `${routeOf(request)} answered ${captured.status} after one of its statements failed inside the claim's transaction; ` +
+            'nothing it wrote was committed, so the client gets 500 and the key is released. Answer 4xx when a statement fails, or rethrow.',
+        );
+        return problemResponse(new IdempotencyTransactionAbortedException());
+      }
+      // Reported and logged (store-unavailable) by the claim. In transaction mode nothing was committed, the
+      // handler's writes included: the client must retry. In lease mode the handler's effects happened: the
+      // client gets the real answer.
+      return claim.mode === 'transaction' ? problemResponse(new IdempotencyStoreUnavailableException()) : undefined;
     }
   }
 
@@ -287,30 +208,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
    * request (the handler never ran: a corrected retry must), nor a 304 (it answers the request's own
    * conditional headers), nor what `storeIf` refuses.
    */
-  private isFinalAnswer(captured: CapturedResponse, options: ResolvedRouteOptions, request: MutableRequest): boolean {
-    return request[REJECTED_BY_PIPES] !== true && captured.status !== 304 && options.storeIf(captured.status);
-  }
-
-  /**
-   * The handler has ended but its answer is not stored (the client left and nothing was written, or
-   * something else answered first). Transaction mode rolls back. In lease mode the handler may have
-   * taken effect, so the key is not handed to an immediate retry: the claim stops renewing and is
-   * taken over once its lease runs out.
-   */
-  private async abandon(claim: HeldClaim): Promise<undefined> {
-    if (claim.manager) return this.release(claim);
-    claim.abandon();
-    return undefined;
-  }
-
-  private async release(claim: HeldClaim, answer?: ReleaseAnswer): Promise<undefined> {
-    try {
-      await claim.release(answer);
-    } catch (error) {
-      // The lease (or the closed connection, in transaction mode) frees the key anyway.
-      this.logger.error(`Releasing an idempotency claim failed: ${(error as Error).message}`, (error as Error).stack);
-    }
-    return undefined;
+  private isFinalAnswer(captured: CapturedResponse, options: ResolvedRouteOptions, request: IdempotencyRequest): boolean {
+    return (request as MutableRequest)[REJECTED_BY_PIPES] !== true && captured.status !== 304 && options.storeIf(captured.status);
   }
 
   /** `[provider:]METHOD /route/pattern[#scope]`: a provider's event ids never meet another provider's. */
@@ -358,38 +257,7 @@ function respondsItself(controller: object, method: string): boolean {
   return takesResponse && !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, method);
 }
 
-/** `POST /orders/:id`: the route in a log line, never its URL (which may hold a key or a tenant). */
-function routeOf(request: IdempotencyRequest): string {
-  return `${request.method.toUpperCase()} ${routePath(request) ?? '(unmatched route)'}`;
-}
-
 /** Express's response is Node's; Fastify's reply wraps it. */
 function rawResponse(response: object): ServerResponse {
   return (response as { raw?: ServerResponse }).raw ?? (response as ServerResponse);
-}
-
-function isStream(value: unknown): boolean {
-  if (value instanceof StreamableFile || value instanceof Readable || value instanceof ReadableStream) return true;
-  if (value instanceof Response) return value.body !== null;
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-}
-
-/** What a stale event gets: a 2xx, so that the provider stops retrying it, and a header saying why. */
-function staleEventResponse(): ReplacementResponse {
-  return {
-    status: 200,
-    headers: [
-      ['content-type', 'application/json; charset=utf-8'],
-      [SKIPPED_HEADER, 'stale-event'],
-    ],
-    body: Buffer.from(JSON.stringify({ skipped: 'stale-event' })),
-  };
-}
-
-function internalError(): ReplacementResponse {
-  return {
-    status: 500,
-    headers: [['content-type', 'application/json; charset=utf-8']],
-    body: Buffer.from(JSON.stringify({ statusCode: 500, message: 'Internal server error' })),
-  };
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
-import { ClaimCoordinator } from './claim-coordinator';
+import { ClaimCoordinator } from './claim/claim-coordinator';
 import { toMilliseconds, toTimerMilliseconds } from './duration';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
@@ -77,7 +77,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     let result: T;
     let body: Buffer;
     try {
-      result = await fn(claim.manager as EntityManager);
+      result = await fn(claim.mode === 'transaction' ? claim.manager : (undefined as unknown as EntityManager));
       body = encode(result);
     } catch (error) {
       await claim.release().catch((releaseError: Error) =>

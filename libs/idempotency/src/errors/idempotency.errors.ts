@@ -7,6 +7,7 @@ export type IdempotencyErrorCode =
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'IDEMPOTENCY_KEY_IN_USE'
   | 'IDEMPOTENCY_STORE_UNAVAILABLE'
+  | 'IDEMPOTENCY_TRANSACTION_ABORTED'
   | 'EVENT_VERSION_INVALID'
   | 'WEBHOOK_SIGNATURE_INVALID';
 
@@ -127,5 +128,20 @@ export class EventVersionInvalidException extends IdempotencyException {
 export class WebhookSignatureInvalidException extends IdempotencyException {
   constructor(detail: string) {
     super('WEBHOOK_SIGNATURE_INVALID', HttpStatus.BAD_REQUEST, 'Webhook signature invalid', detail);
+  }
+}
+
+/**
+ * 500: in transaction mode, a statement of the handler failed and the handler caught it, then answered 2xx or
+ * 3xx. Nothing it wrote was committed, so that answer cannot be true; the claim is released and a retry runs again.
+ */
+export class IdempotencyTransactionAbortedException extends IdempotencyException {
+  constructor() {
+    super(
+      'IDEMPOTENCY_TRANSACTION_ABORTED',
+      HttpStatus.INTERNAL_SERVER_ERROR,
+      'Idempotent transaction aborted',
+      'A statement of this request failed inside its transaction, so nothing it wrote was committed. Retry the request.',
+    );
   }
 }

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import type { ClaimOutcome, StoredResponse } from './storage/idempotency-store';
+import type { ClaimOutcome, StoredResponse } from '../storage/idempotency-store';
+import { fingerprintsDiffer } from './claim-state';
 
 export interface ReplayCacheOptions {
   /** How long an answer is kept at most, in ms (the record's own expiry comes first). */
@@ -17,7 +18,7 @@ type CachedOutcome = Extract<ClaimOutcome, { status: 'completed' | 'fingerprint-
 
 /**
  * Completed answers kept in this process, so that a key's further duplicates are answered without a
- * round trip to the store. A completed record does not change until it expires (SPEC.md), so an entry
+ * round trip to the store. A completed record does not change until it expires, so an entry
  * holds until the record's expiry, measured on the database's clock; `maxAgeMs` bounds it further, for
  * a record deleted by hand.
  *
@@ -40,7 +41,7 @@ export class ReplayCache {
   get(id: string, fingerprint: string | null): CachedOutcome | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
-    if (entry.fingerprint !== null && fingerprint !== null && entry.fingerprint !== fingerprint) return { status: 'fingerprint-mismatch' };
+    if (fingerprintsDiffer(entry.fingerprint, fingerprint)) return { status: 'fingerprint-mismatch' };
     return { status: 'completed', response: entry.response };
   }
 

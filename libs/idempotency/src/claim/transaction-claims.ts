@@ -1,0 +1,124 @@
+import { Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import { TransactionAbortedError } from '../errors/transaction-aborted.error';
+import type { OutcomeReport } from '../observability/idempotency-events';
+import type { ClaimOutcome, StoredResponse, TransactionalClaim, TransactionalIdempotencyStore } from '../storage/idempotency-store';
+import type { ClaimWaiter } from './claim-waiter';
+import { settleWithin } from './deadline';
+import { type BeginRequest, recordId, type UnreportedClaim } from './held-claim';
+import { KeyedGate } from './keyed-gate';
+
+type TransactionOutcome = Exclude<ClaimOutcome, { status: 'claimed' }> | { status: 'claimed'; claim: UnreportedClaim };
+
+/**
+ * Claims in transaction mode: the row stays locked in an open transaction across the handler, whose writes
+ * commit with the stored answer or not at all. Duplicates queue in-process first (`KeyedGate`), so that a burst
+ * on one key costs each instance one pooled connection, not the whole pool.
+ */
+export class TransactionClaims {
+  private readonly logger = new Logger('Idempotency');
+  private readonly gate = new KeyedGate();
+
+  constructor(
+    private readonly store: TransactionalIdempotencyStore,
+    private readonly waiter: ClaimWaiter,
+  ) {}
+
+  async claim(request: BeginRequest, deadline: number, report: OutcomeReport): Promise<TransactionOutcome> {
+    const id = recordId(request);
+    const queuedAt = performance.now();
+    const turn = await this.gate.acquire(id, deadline - Date.now());
+    if (!turn || turn.waited) report.waited(performance.now() - queuedAt);
+    if (!turn) return { status: 'in-flight', retryAfterMs: 1000 };
+    const { leave } = turn;
+    try {
+      // Queued behind a duplicate that has most likely just completed: its answer is one read away,
+      // without a transaction (a burst on one key then costs one cheap read per duplicate).
+      const answered = turn.waited ? await settleWithin(this.store.peek(request), Math.max(0, deadline - Date.now()), 'The idempotency store did not answer within waitTimeout.') : undefined;
+      if (answered) {
+        leave();
+        return answered;
+      }
+      const outcome = await this.store.claimInTransaction(request, deadline - Date.now(), request.maxLeaseMs, request.waitTimeoutMs);
+      if (outcome.status !== 'claimed') {
+        leave();
+        return outcome;
+      }
+      return { status: 'claimed', claim: this.held(outcome.claim, outcome, request, leave, report) };
+    } catch (error) {
+      leave();
+      throw error;
+    }
+  }
+
+  /**
+   * A claim held in an open transaction. It ends with the handler; or, for a handler still running `maxLeaseMs`
+   * after the claim, by rollback, which gives the row, the connection and this process's turn on the key back.
+   */
+  private held(
+    claim: TransactionalClaim,
+    outcome: { attempt: number; takenOver: boolean },
+    request: BeginRequest,
+    leave: () => void,
+    report: OutcomeReport,
+  ): UnreportedClaim {
+    const { maxLeaseMs } = request;
+    let open = true;
+    const end = async (work: () => Promise<void>) => {
+      if (!open) throw new Error(`The claim's transaction was rolled back ${maxLeaseMs} ms after the claim (maxLease).`);
+      open = false;
+      clearTimeout(timer);
+      try {
+        await work();
+      } finally {
+        leave();
+        this.waiter.wake(recordId(request));
+      }
+    };
+    const timer = setTimeout(() => {
+      this.logger.warn(`${report.describe()}: a transactional claim was held past maxLease (${maxLeaseMs} ms); it is rolled back.`);
+      end(() => claim.rollback()).catch((error: Error) => this.logger.error(`Rolling back an expired claim failed: ${error.message}`, error.stack));
+    }, maxLeaseMs);
+    timer.unref();
+    const release = async () => {
+      if (open) await end(() => claim.rollback());
+      // Rolled back, now or by the maxLease timer: the key is free either way.
+      return true;
+    };
+    return {
+      mode: 'transaction',
+      ...outcome,
+      manager: claim.manager,
+      complete: async (response, ttlMs) => {
+        let stored = true;
+        await end(async () => {
+          try {
+            await settleWithin(claim.complete(response, ttlMs), request.waitTimeoutMs, 'The idempotency store did not commit the answer within waitTimeout.');
+          } catch (error) {
+            if (!(error instanceof TransactionAbortedError) || response.status < 400) throw error;
+            stored = await this.storeAfterAbort(request, response, ttlMs);
+          }
+        });
+        return stored;
+      },
+      release,
+      advanceVersion: claim.advanceVersion?.bind(claim),
+      abandon: () => {
+        release().catch((error: Error) => this.logger.error(`Rolling back an abandoned claim failed: ${error.message}`, error.stack));
+      },
+    };
+  }
+
+  /**
+   * A 4xx over a transaction that the handler's own failed statement aborted: nothing of the handler was
+   * committed, and the answer is true all the same, so it is stored on its own, as in lease mode. This process
+   * still holds its turn on the key; an instance that claimed it meanwhile runs the request, and this answer
+   * goes out unstored (false).
+   */
+  private async storeAfterAbort(request: BeginRequest, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    const { scope, key, fingerprint, leaseMs } = request;
+    const outcome = await this.store.claim({ scope, key, fingerprint, leaseMs, ttlMs, deadline: Date.now() + request.waitTimeoutMs });
+    if (outcome.status !== 'claimed') return false;
+    return this.store.complete(outcome.ref, response, ttlMs);
+  }
+}
