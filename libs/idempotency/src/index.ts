@@ -37,10 +37,10 @@ export {
   IDEMPOTENCY_OUTCOME_CHANNEL,
   IDEMPOTENCY_OUTCOMES,
   idempotencyKeyHash,
-  onIdempotencyOutcome,
   type IdempotencyOutcome,
   type IdempotencyOutcomeMessage,
 } from './observability/idempotency-events';
+export { onIdempotencyOutcome } from './observability/outcome-channel';
 export { DEFAULT_ADDED_SECONDS_BUCKETS, type IdempotencyMetricsOptions } from './observability/idempotency-metrics';
 export {
   EventVersionInvalidException,

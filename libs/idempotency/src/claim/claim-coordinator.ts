@@ -4,7 +4,7 @@ import { toMilliseconds } from '../duration';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from '../idempotency.module-definition';
 import type { IdempotencyModuleOptions } from '../idempotency.options';
-import { OutcomeReport } from '../observability/idempotency-events';
+import { OutcomeReport } from '../observability/outcome-report';
 import { IDEMPOTENCY_STORE, type IdempotencyStore, isTransactional } from '../storage/idempotency-store';
 import { ClaimWaiter } from './claim-waiter';
 import { type BeginOutcome, type BeginRequest, type HeldClaim, recordId, type UnreportedClaim } from './held-claim';

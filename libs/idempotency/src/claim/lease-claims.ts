@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { LONGEST_TIMER_MS } from '../duration';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import type { OutcomeReport } from '../observability/idempotency-events';
+import type { OutcomeReport } from '../observability/outcome-report';
 import type { ClaimOutcome, ClaimRef, IdempotencyStore } from '../storage/idempotency-store';
 import type { ClaimWaiter } from './claim-waiter';
 import { settleWithin } from './deadline';

@@ -1,5 +1,5 @@
 import { TransactionAbortedError } from '../errors/transaction-aborted.error';
-import type { OutcomeReport } from '../observability/idempotency-events';
+import type { OutcomeReport } from '../observability/outcome-report';
 import type { HeldClaim, UnreportedClaim } from './held-claim';
 
 /**

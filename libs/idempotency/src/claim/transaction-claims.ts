@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error';
-import type { OutcomeReport } from '../observability/idempotency-events';
+import type { OutcomeReport } from '../observability/outcome-report';
 import type { ClaimOutcome, StoredResponse, TransactionalClaim, TransactionalIdempotencyStore } from '../storage/idempotency-store';
 import type { ClaimWaiter } from './claim-waiter';
 import { settleWithin } from './deadline';

@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
 import crypto from 'node:crypto';
-import { idempotencyKeyHash, type IdempotencyOutcomeMessage, onIdempotencyOutcome, OutcomeReport, scopeLabel } from './idempotency-events';
+import { idempotencyKeyHash, type IdempotencyOutcomeMessage, scopeLabel } from './idempotency-events';
+import { onIdempotencyOutcome } from './outcome-channel';
+import { OutcomeReport } from './outcome-report';
 
 describe('idempotency outcome events', () => {
   afterEach(() => jest.restoreAllMocks());

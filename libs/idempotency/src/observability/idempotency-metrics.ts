@@ -2,7 +2,8 @@ import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { loadOptionalPeer } from '../webhooks/optional-peer';
-import { type IdempotencyOutcomeMessage, onIdempotencyOutcome, originOf } from './idempotency-events';
+import type { IdempotencyOutcomeMessage } from './idempotency-events';
+import { onIdempotencyOutcome, originOf } from './outcome-channel';
 
 /**
  * The `metrics` option of `IdempotencyModule.forRoot()`, for Prometheus through `prom-client`.

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DataSource, type EntityManager, type QueryRunner, QueryRunnerAlreadyReleasedError } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
+import { TransactionAbortedError } from '../errors/transaction-aborted.error';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
 import { IDEMPOTENCY_VERSIONS_TABLE } from './idempotency-version.entity';
 import type {
@@ -369,6 +370,7 @@ export class TypeOrmIdempotencyStore implements TransactionalIdempotencyStore {
           await runner.commitTransaction();
         } catch (error) {
           await closeQuietly(runner);
+          if (sqlState(error) === '25P02') throw new TransactionAbortedError({ cause: error });
           throw translate(error);
         }
         await runner.release();
