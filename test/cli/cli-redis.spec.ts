@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import IORedis from 'ioredis';
-import { idempotencyKeyHash, REDIS_FIELDS, redisRecordKey } from 'nestjs-idempotency';
+import { idempotencyKeyHash } from 'nestjs-idempotency';
+import { REDIS_FIELDS, redisRecordKey } from '../../libs/idempotency/src/storage/redis/redis-record-key';
 import { runBuiltCli } from '../support/cli';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../support/redis';
 
@@ -22,7 +23,7 @@ interface HashRecord {
 
 /**
  * `nestjs-idempotency --redis` run for real against dist. The records are written as the Redis store
- * lays them out (`storage/redis-record-key.ts`): one hash per record, times in ms since the epoch.
+ * lays them out (`storage/redis/redis-record-key.ts`): one hash per record, times in ms since the epoch.
  */
 describe('the nestjs-idempotency command line on Redis', () => {
   const label = uniquePrefix('cli');

@@ -1,6 +1,6 @@
 import IORedis from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { redisRecordKey } from 'nestjs-idempotency';
+import { redisRecordKey } from '../../libs/idempotency/src/storage/redis/redis-record-key';
 import { type ChildApp, startChildApp } from '../support/child-app';
 import { createSchema, dropSchema } from '../support/database';
 import { countBy } from '../support/http';

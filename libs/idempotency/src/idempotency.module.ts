@@ -16,7 +16,7 @@ import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { IdempotencyMetrics } from './observability/idempotency-metrics';
 import type { IdempotencyModuleOptions } from './idempotency.options';
-import { withEncryptionAtRest } from './storage/encrypted-store';
+import { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
 import { StoreCapabilityCheck } from './storage/store-capability.check';

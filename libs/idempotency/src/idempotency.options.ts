@@ -8,9 +8,9 @@ import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
 import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
 import type { IdempotencyStore } from './storage/idempotency-store';
-import type { RedisClient } from './storage/redis-idempotency.store';
+import type { RedisClient } from './storage/redis/redis-idempotency.store';
 import type { IdempotencyMetricsOptions } from './observability/idempotency-metrics';
-import type { EncryptionOptions } from './storage/response-encryption';
+import type { EncryptionOptions } from './storage/encryption/response-encryption';
 import type { PartitioningOptions } from './storage/partitioned-typeorm-idempotency.store';
 
 /** What a duplicate gets while the first request with its key is still running. */

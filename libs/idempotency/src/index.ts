@@ -71,10 +71,10 @@ export {
   type VersionOutcome,
 } from './storage/idempotency-store';
 export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './storage/typeorm-idempotency.store';
-export { RedisIdempotencyStore, type RedisClient, type RedisIdempotencyStoreOptions } from './storage/redis-idempotency.store';
-export { DEFAULT_REDIS_PREFIX, REDIS_FIELDS, redisRecordKey } from './storage/redis-record-key';
-export { withEncryptionAtRest } from './storage/encrypted-store';
-export type { EncryptionKey, EncryptionOptions } from './storage/response-encryption';
+export { RedisIdempotencyStore, type RedisClient, type RedisIdempotencyStoreOptions } from './storage/redis/redis-idempotency.store';
+export { DEFAULT_REDIS_PREFIX, REDIS_FIELDS, redisRecordKey } from './storage/redis/redis-record-key';
+export { withEncryptionAtRest } from './storage/encryption/encrypted-store';
+export type { EncryptionKey, EncryptionOptions } from './storage/encryption/response-encryption';
 export { IdempotencyDecryptionError } from './errors/decryption.errors';
 export {
   PartitionedTypeOrmIdempotencyStore,

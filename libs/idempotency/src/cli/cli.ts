@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REDIS_PREFIX } from '../storage/redis-record-key';
+import { DEFAULT_REDIS_PREFIX } from '../storage/redis/redis-record-key';
 import { CliFailure, UsageError } from './cli-errors';
 import { ALL_OPTIONS, type CliIo, type Command, COMMON_OPTIONS, type ParsedOptions } from './command';
 import { CONNECTION_HELP, EXIT_CODES_HELP, OUTPUT_HELP } from './connection-help';

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { idempotencyKeyHash } from '../observability/idempotency-events';
-import { envelopeKeyId } from '../storage/response-encryption';
+import { envelopeKeyId } from '../storage/encryption/response-encryption';
 import type { IdempotencyRecordView } from '../storage/idempotency-store';
 import { CliFailure, UsageError } from './cli-errors';
 import { type Command, type CommandContext, printJson } from './command';

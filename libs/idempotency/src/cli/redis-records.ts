@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { IdempotencyRecordView } from '../storage/idempotency-store';
-import { REDIS_FIELDS, redisRecordKey } from '../storage/redis-record-key';
-import { loadOptionalPeer } from '../webhooks/optional-peer';
+import { loadIoRedis } from '../storage/redis/ioredis';
+import { REDIS_FIELDS, redisRecordKey } from '../storage/redis/redis-record-key';
 import { CliFailure } from './cli-errors';
 import { describeError, redactUrl } from './format';
 import type { FoundRecords, RecordSource, RecordStats, ScopeCounts, StuckClaim } from './record-source';
@@ -9,12 +9,8 @@ import type { FoundRecords, RecordSource, RecordStats, ScopeCounts, StuckClaim }
 /** Keys asked of SCAN per call. */
 const SCAN_COUNT = 1000;
 
-interface IoRedisModule {
-  default: new (url: string, options: Record<string, unknown>) => Redis;
-}
-
 /**
- * The records of the Redis store, read in its layout (`storage/redis-record-key.ts`): one hash per record,
+ * The records of the Redis store, read in its layout (`storage/redis/redis-record-key.ts`): one hash per record,
  * times in milliseconds since the epoch on Redis' clock. A key in every scope, and the counts, are found by
  * scanning the prefix.
  */
@@ -31,7 +27,7 @@ export class RedisRecords implements RecordSource {
 
   /** Connects, or fails with what to check. */
   static async open(url: string, prefix: string): Promise<RedisRecords> {
-    const { default: IoRedis } = await loadOptionalPeer<IoRedisModule>('ioredis', 'nestjs-idempotency --redis');
+    const IoRedis = await loadIoRedis('nestjs-idempotency --redis');
     const client = new IoRedis(url, {
       lazyConnect: true,
       connectTimeout: 5000,

@@ -1,7 +1,7 @@
 import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import { loadOptionalPeer } from '../webhooks/optional-peer';
+import { loadOptionalPeer } from '../optional-peer';
 import type { IdempotencyOutcomeMessage } from './idempotency-events';
 import { onIdempotencyOutcome, originOf } from './outcome-channel';
 

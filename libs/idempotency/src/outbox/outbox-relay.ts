@@ -2,7 +2,8 @@ import { Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { qualifiedTableName } from '../storage/table-name';
-import { loadOptionalPeer } from '../webhooks/optional-peer';
+import { loadIoRedis } from '../storage/redis/ioredis';
+import { loadOptionalPeer } from '../optional-peer';
 import { IDEMPOTENCY_OUTBOX_TABLE } from './outbox-message.entity';
 import { type OutboxOptions, resolveOutboxOptions, type ResolvedOutboxOptions } from './outbox.options';
 
@@ -32,10 +33,6 @@ interface RedisClient {
   once(event: 'ready', listener: () => void): unknown;
   off(event: 'ready', listener: () => void): unknown;
   disconnect(): void;
-}
-
-interface IoRedisModule {
-  default: new (...args: unknown[]) => RedisClient;
 }
 
 interface OutboxRow {
@@ -292,7 +289,7 @@ export class OutboxRelay {
 
   /** One connection for all the relay's queues. */
   private connection(): Promise<RedisClient> {
-    this.redis ??= loadOptionalPeer<IoRedisModule>('ioredis', 'The outbox relay').then(({ default: Redis }) => {
+    this.redis ??= loadIoRedis('The outbox relay').then((Redis) => {
       const { url, ...options } = this.options.connection;
       // Fail fast while Redis is down, and never replay a command after a reconnect: the rows wait in the table,
       // and a stale add replayed late could re-create a job that already ran and was removed.

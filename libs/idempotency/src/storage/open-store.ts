@@ -3,15 +3,11 @@ import type { DataSource } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import type { IdempotencyModuleOptions } from '../idempotency.options';
 import type { RedisConnectionOptions } from '../outbox/outbox.options';
-import { loadOptionalPeer } from '../webhooks/optional-peer';
 import type { IdempotencyStore } from './idempotency-store';
-import { type RedisClient, RedisIdempotencyStore } from './redis-idempotency.store';
+import { loadIoRedis, type RedisClient } from './redis/ioredis';
+import { RedisIdempotencyStore } from './redis/redis-idempotency.store';
 import { PartitionedTypeOrmIdempotencyStore } from './partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './typeorm-idempotency.store';
-
-interface IoRedisModule {
-  default: new (...args: unknown[]) => RedisClient;
-}
 
 /** The store the module uses, and the connection it opened for it (closed with the app). */
 export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -67,7 +63,7 @@ async function connect(connection: string | RedisConnectionOptions): Promise<Red
   if (typeof connection === 'string' && !/^rediss?:\/\//.test(connection)) {
     throw new IdempotencyConfigurationError(`IdempotencyModule store: connection must be a redis:// or rediss:// URL, not ${JSON.stringify(connection)}.`);
   }
-  const { default: Redis } = await loadOptionalPeer<IoRedisModule>('ioredis', 'The Redis store');
+  const Redis = await loadIoRedis('The Redis store');
   // A claim must fail fast while Redis is away (the client gets a 503 and retries): not queue for ioredis'
   // twenty reconnection attempts, nor wait on a connection that a partition left open without answers
   // (ioredis has no command timeout of its own, and the system's keepalive starts after 2 hours). The

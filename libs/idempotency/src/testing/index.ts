@@ -1,1 +1,2 @@
 export { testIdempotencyStore, type StoreUnderTest, type TestFramework } from './store-contract';
+export { testClaimTransitions } from './claim-table';

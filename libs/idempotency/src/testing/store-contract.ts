@@ -8,6 +8,7 @@ import type {
   StoredResponse,
   TransactionalIdempotencyStore,
 } from '../storage/idempotency-store';
+import { testClaimTransitions } from './claim-table';
 
 /** A store under test, fresh for the suite (its own schema, prefix or database). */
 export interface StoreUnderTest {
@@ -35,9 +36,10 @@ const DAY_MS = 86_400_000;
 
 /**
  * Runs the guarantees of `IdempotencyStore` (and of `TransactionalIdempotencyStore`, where the store has
- * `claimInTransaction`) against a store: claims, replays, fingerprints, fencing of complete/release/renew
- * on the owner token, lease takeover, expiry, purge, and races of concurrent claims on one key. Every
- * test uses keys of its own. Timing tests wait out leases and TTLs of a few hundred milliseconds.
+ * `claimInTransaction`) against a store: every row of `CLAIM_TRANSITIONS`, claims, replays, fingerprints,
+ * fencing of complete/release/renew on the owner token, lease takeover, expiry, purge, and races of
+ * concurrent claims on one key. Every test uses keys of its own. Timing tests wait out leases and TTLs
+ * of a few hundred milliseconds.
  *
  * @example
  * // my-store.contract.spec.ts
@@ -167,6 +169,8 @@ export function testIdempotencyStore(
         assert.equal((await store.find(claim.scope, claim.key))?.owner, ref.owner);
       });
     });
+
+    testClaimTransitions(() => store, framework);
 
     describe('fencing on the owner token', () => {
       it('completes, releases and renews only with the owner of the claim', async () => {

@@ -3,7 +3,7 @@ import { crc32 } from 'node:zlib';
 import type { IncomingHttpHeaders } from 'node:http';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { WebhookSignatureInvalidException } from '../errors/idempotency.errors';
-import { loadOptionalPeer } from './optional-peer';
+import { loadOptionalPeer } from '../optional-peer';
 
 /** What a verifier gets: the bytes as they arrived, and how to judge them. */
 export interface SignedDelivery {

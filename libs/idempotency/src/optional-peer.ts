@@ -1,10 +1,10 @@
-import { IdempotencyConfigurationError } from '../errors/configuration.errors';
+import { IdempotencyConfigurationError } from './errors/configuration.errors';
 
 const loaded = new Map<string, Promise<unknown>>();
 
 /**
- * Loads an optional peer dependency on first use (a provider's own signature library), so that an app
- * installs only the ones its routes verify. A missing package fails loudly with the install command.
+ * Loads an optional peer dependency on first use (ioredis, a provider's own signature library...), so
+ * that an app installs only the ones it uses. A missing package fails loudly with the install command.
  */
 export function loadOptionalPeer<T>(name: string, usedBy: string): Promise<T> {
   let module = loaded.get(name);

@@ -9,8 +9,8 @@ import type {
   TransactionalClaim,
   TransactionalClaimOutcome,
   TransactionalIdempotencyStore,
-} from './idempotency-store';
-import { isTransactional } from './idempotency-store';
+} from '../idempotency-store';
+import { isTransactional } from '../idempotency-store';
 import { type EncryptionOptions, type RecordAddress, ResponseCipher } from './response-encryption';
 
 type Completed = Extract<ClaimOutcome, { status: 'completed' }>;

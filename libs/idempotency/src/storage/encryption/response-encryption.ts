@@ -1,8 +1,8 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
-import { idempotencyKeyHash, scopeLabel } from '../observability/idempotency-events';
-import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import { IdempotencyDecryptionError } from '../errors/decryption.errors';
-import type { StoredResponse } from './idempotency-store';
+import { idempotencyKeyHash, scopeLabel } from '../../observability/idempotency-events';
+import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
+import { IdempotencyDecryptionError } from '../../errors/decryption.errors';
+import type { StoredResponse } from '../idempotency-store';
 
 /**
  * One AES-256 key: its id is written beside every body it encrypts, so that the right key is found to read it.

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import { IdempotencyDecryptionError } from '../errors/decryption.errors';
-import type { StoredResponse } from './idempotency-store';
+import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
+import { IdempotencyDecryptionError } from '../../errors/decryption.errors';
+import type { StoredResponse } from '../idempotency-store';
 import { type EncryptionKey, isEnvelope, ResponseCipher } from './response-encryption';
 
 const keyA: EncryptionKey = { id: 'key-a', key: randomBytes(32) };
