@@ -27,13 +27,14 @@ import {
 import { requestFingerprint } from './fingerprint';
 import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
 import { SKIPPED_HEADER, toReplay, toStoredResponse } from './http/replay';
-import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
+import { IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
-import { type IdempotencyModuleOptions, type IdempotentOptions, resolveRouteOptions, type ResolvedRouteOptions } from './idempotency.options';
+import type { IdempotencyModuleOptions, ResolvedRouteOptions } from './idempotency.options';
 import { type IdempotencyRequest, requestTarget, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
 import type { ProviderPresetName } from './keys/provider-presets';
 import { type OrderedEvent, orderedEvent } from './ordering/event-version';
+import { RoutePlans } from './plan/route-plans';
 import type { StoredResponse, TransactionalIdempotencyStore } from './storage/idempotency-store';
 
 type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
@@ -59,7 +60,6 @@ const CLOSE_GRACE_MS = 1000;
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
   protected readonly logger = new Logger('Idempotency');
-  private readonly routes = new WeakMap<object, Map<object, ResolvedRouteOptions | null>>();
   private readonly unscopedWarnings = new Set<string>();
 
   constructor(
@@ -67,6 +67,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     private readonly adapterHost: HttpAdapterHost,
     private readonly coordinator: ClaimCoordinator,
     @Inject(IDEMPOTENCY_MODULE_OPTIONS) private readonly defaults: IdempotencyModuleOptions,
+    private readonly plans: RoutePlans,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -336,15 +337,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 
   private routeOptions(context: ExecutionContext): ResolvedRouteOptions | null {
-    const handler = context.getHandler();
-    const controller = context.getClass();
-    let byClass = this.routes.get(handler);
-    if (!byClass) this.routes.set(handler, (byClass = new Map()));
-    if (!byClass.has(controller)) {
-      const route = this.reflector.getAllAndOverride<IdempotentOptions | undefined>(IDEMPOTENT_OPTIONS, [handler, controller]);
-      byClass.set(controller, route ? resolveRouteOptions(this.defaults, route, `@Idempotent() on ${controller.name}.${handler.name}`) : null);
-    }
-    return byClass.get(controller) ?? null;
+    return this.plans.planFor(context.getClass(), context.getHandler()) ?? null;
   }
 }
 
