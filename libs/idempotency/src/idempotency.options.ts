@@ -50,9 +50,9 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
   fingerprint?: boolean | FingerprintFunction<TRequest>;
   /** How long a completed record is replayed. Default `'24h'`; provider presets: at least the provider's retry window. */
   ttl?: Duration;
-  /** How long a claim holds before another request may take it over. Default `'30s'`. */
+  /** How long a claim holds before another request may take it over. Default `'30s'`; at least `'1s'`. */
   lease?: Duration;
-  /** The lease is renewed while the handler runs, up to this long after the claim. Default `'10m'`. */
+  /** The lease is renewed while the handler runs, up to this long after the claim. Default `'10m'`; at least `lease`. */
   maxLease?: Duration;
   /** `'reject'` (default): 409 at once; `'wait'`: wait for the first request's answer. */
   onInFlight?: InFlightPolicy;
