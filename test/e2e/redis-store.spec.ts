@@ -188,31 +188,6 @@ describe('an app without TypeORM, on the Redis store', () => {
     }
   });
 
-  it('refuses to start an app whose routes need transaction mode, and says why', async () => {
-    @Controller()
-    class TransactionalController {
-      @Post('tx') @Idempotent({ transaction: true })
-      tx() {
-        return {};
-      }
-    }
-    // A client of the test's own: a start refused in a lifecycle hook leaves Nest's shutdown hooks uncalled.
-    const client = new IORedis(REDIS_URL);
-    @Module({
-      imports: [IdempotencyModule.forRoot({ purgeInterval: 0, store: { type: 'redis', connection: client, prefix } })],
-      controllers: [TransactionalController],
-    })
-    class TransactionalModule {}
-    const app = await NestFactory.create(TransactionalModule, { logger: false });
-    const error = await app.init().then(
-      () => undefined,
-      (failure: unknown) => failure,
-    );
-    await client.quit();
-    expect(error).toBeInstanceOf(IdempotencyConfigurationError);
-    expect((error as Error).message).toMatch(/TransactionalController\.tx needs transaction mode.*PostgreSQL store.*\(Redis\)/s);
-  });
-
   it('says what is missing when the default PostgreSQL store has no DataSource', async () => {
     @Module({ imports: [IdempotencyModule.forRoot({ purgeInterval: 0 })], controllers: [CountingController] })
     class NoStoreModule {}

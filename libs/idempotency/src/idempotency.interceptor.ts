@@ -1,14 +1,13 @@
 import {
   type CallHandler,
   type ExecutionContext,
-  Inject,
   Injectable,
   Logger,
   type NestInterceptor,
 } from '@nestjs/common';
 import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/internal';
-import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { HttpAdapterHost } from '@nestjs/core';
 import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import { defer, mergeMap, type Observable, of } from 'rxjs';
 import { ClaimCoordinator } from './claim/claim-coordinator';
@@ -27,15 +26,15 @@ import { requestFingerprint } from './fingerprint';
 import { abandon, internalError, problemResponse, release, routeOf, runClaimed } from './http/claimed-run';
 import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
 import { toReplay, toStoredResponse } from './http/replay';
-import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
-import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
-import { type IdempotencyModuleOptions, type IdempotentOptions, resolveRouteOptions, type ResolvedRouteOptions } from './idempotency.options';
+import { IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
+import type { RoutePlan } from './plan/route-plan';
 import { type IdempotencyRequest, requestTarget, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
 import type { ProviderPresetName } from './keys/provider-presets';
 import { orderedEvent } from './ordering/event-version';
 import { skipIfStale } from './ordering/stale-event';
 import { isTransactional } from './storage/idempotency-store';
+import { RoutePlans } from './plan/route-plans';
 
 type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
 
@@ -57,14 +56,12 @@ type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
   protected readonly logger = new Logger('Idempotency');
-  private readonly routes = new WeakMap<object, Map<object, ResolvedRouteOptions | null>>();
   private readonly unscopedWarnings = new Set<string>();
 
   constructor(
-    private readonly reflector: Reflector,
     private readonly adapterHost: HttpAdapterHost,
     private readonly coordinator: ClaimCoordinator,
-    @Inject(IDEMPOTENCY_MODULE_OPTIONS) private readonly defaults: IdempotencyModuleOptions,
+    private readonly plans: RoutePlans,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -73,7 +70,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return defer(() => this.handle(context, next, options)).pipe(mergeMap((result$) => result$));
   }
 
-  protected async handle(context: ExecutionContext, next: CallHandler, options: ResolvedRouteOptions): Promise<Observable<unknown>> {
+  protected async handle(context: ExecutionContext, next: CallHandler, options: RoutePlan): Promise<Observable<unknown>> {
     const request = context.switchToHttp().getRequest<MutableRequest>();
     const response = context.switchToHttp().getResponse<object>();
     try {
@@ -128,7 +125,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return of(undefined);
   }
 
-  private async begin(options: ResolvedRouteOptions, target: { scope: string; key: string; fingerprint: string | null }): Promise<BeginOutcome> {
+  private async begin(options: RoutePlan, target: { scope: string; key: string; fingerprint: string | null }): Promise<BeginOutcome> {
     try {
       return await this.coordinator.begin({
         ...target,
@@ -154,7 +151,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
   protected async finish(
     claim: HeldClaim,
     captured: CapturedResponse,
-    options: ResolvedRouteOptions,
+    options: RoutePlan,
     request: IdempotencyRequest,
     stillRunning: Promise<void> | undefined,
   ): Promise<ReplacementResponse | undefined> {
@@ -208,12 +205,12 @@ export class IdempotencyInterceptor implements NestInterceptor {
    * request (the handler never ran: a corrected retry must), nor a 304 (it answers the request's own
    * conditional headers), nor what `storeIf` refuses.
    */
-  private isFinalAnswer(captured: CapturedResponse, options: ResolvedRouteOptions, request: IdempotencyRequest): boolean {
+  private isFinalAnswer(captured: CapturedResponse, options: RoutePlan, request: IdempotencyRequest): boolean {
     return (request as MutableRequest)[REJECTED_BY_PIPES] !== true && captured.status !== 304 && options.storeIf(captured.status);
   }
 
   /** `[provider:]METHOD /route/pattern[#scope]`: a provider's event ids never meet another provider's. */
-  private scopeOf(options: ResolvedRouteOptions, request: IdempotencyRequest, route: string, provider: ProviderPresetName | undefined): string {
+  private scopeOf(options: RoutePlan, request: IdempotencyRequest, route: string, provider: ProviderPresetName | undefined): string {
     const base = provider ? `${provider}:${route}` : route;
     const extra = options.scope?.(request);
     if (extra !== undefined && extra !== null) return `${base}#${String(extra)}`;
@@ -227,23 +224,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return base;
   }
 
-  private fingerprintOf(options: ResolvedRouteOptions, request: IdempotencyRequest): string | null {
+  private fingerprintOf(options: RoutePlan, request: IdempotencyRequest): string | null {
     if (options.fingerprint === false) return null;
     if (typeof options.fingerprint === 'function') return options.fingerprint(request);
     // The concrete path, not the route's pattern: the same key on another resource is another request.
     return requestFingerprint(request.method, requestTarget(request), request.body);
   }
 
-  private routeOptions(context: ExecutionContext): ResolvedRouteOptions | null {
-    const handler = context.getHandler();
-    const controller = context.getClass();
-    let byClass = this.routes.get(handler);
-    if (!byClass) this.routes.set(handler, (byClass = new Map()));
-    if (!byClass.has(controller)) {
-      const route = this.reflector.getAllAndOverride<IdempotentOptions | undefined>(IDEMPOTENT_OPTIONS, [handler, controller]);
-      byClass.set(controller, route ? resolveRouteOptions(this.defaults, route, `@Idempotent() on ${controller.name}.${handler.name}`) : null);
-    }
-    return byClass.get(controller) ?? null;
+  private routeOptions(context: ExecutionContext): RoutePlan | undefined {
+    return this.plans.planFor(context.getClass(), context.getHandler());
   }
 }
 

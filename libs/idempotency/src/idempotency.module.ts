@@ -19,7 +19,7 @@ import type { IdempotencyModuleOptions } from './idempotency.options';
 import { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
-import { StoreCapabilityCheck } from './storage/store-capability.check';
+import { RoutePlans } from './plan/route-plans';
 
 /**
  * Makes `@Idempotent()` routes work across the app and provides `IdempotencyService`. It is global:
@@ -68,7 +68,7 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         useFactory: (opened: OpenedStore, options: IdempotencyModuleOptions) => withEncryptionAtRest(opened.store, options.encryption),
         inject: [OpenedStore, IDEMPOTENCY_MODULE_OPTIONS],
       },
-      StoreCapabilityCheck,
+      RoutePlans,
       ClaimCoordinator,
       IdempotencyService,
       { provide: OUTBOX_DATA_SOURCE, useFactory: (source?: DataSource) => source ?? null, inject: [source] },
@@ -98,6 +98,6 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
     ],
     // The options are exported for the guard of @VerifyWebhook(), which Nest builds in the controller's module.
     // OutboxRelay stays private: it is null where this process does not relay.
-    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox],
+    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, RoutePlans],
   };
 }

@@ -1,9 +1,7 @@
-import { type Duration, toMilliseconds, toTimerMilliseconds } from './duration';
-import { IdempotencyConfigurationError } from './errors/configuration.errors';
-import { DEFAULT_REPLAY_HEADERS } from './http/replay';
+import type { Duration } from './duration';
 import type { IdempotencyRequest } from './idempotency-request';
-import { assertKeySource, type KeySource, presetOf } from './keys/key-source';
-import { PROVIDER_PRESETS, storeSuccessOnly } from './keys/provider-presets';
+import type { KeySource } from './keys/key-source';
+import type { RoutePlan } from './plan/route-plan';
 import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
 import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
@@ -52,9 +50,9 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
   fingerprint?: boolean | FingerprintFunction<TRequest>;
   /** How long a completed record is replayed. Default `'24h'`; provider presets: at least the provider's retry window. */
   ttl?: Duration;
-  /** How long a claim holds before another request may take it over. Default `'30s'`. */
+  /** How long a claim holds before another request may take it over. Default `'30s'`; at least `'1s'`. */
   lease?: Duration;
-  /** The lease is renewed while the handler runs, up to this long after the claim. Default `'10m'`. */
+  /** The lease is renewed while the handler runs, up to this long after the claim. Default `'10m'`; at least `lease`. */
   maxLease?: Duration;
   /** `'reject'` (default): 409 at once; `'wait'`: wait for the first request's answer. */
   onInFlight?: InFlightPolicy;
@@ -153,23 +151,8 @@ export interface RedisStoreOptions {
   prefix?: string;
 }
 
-/** The route options after defaults, in milliseconds. */
-export interface ResolvedRouteOptions {
-  key: KeySource;
-  scope?: ScopeFunction;
-  required: boolean;
-  fingerprint: boolean | FingerprintFunction;
-  ttlMs: number;
-  leaseMs: number;
-  maxLeaseMs: number;
-  onInFlight: InFlightPolicy;
-  waitTimeoutMs: number;
-  transaction: boolean;
-  storeIf: (status: number) => boolean;
-  replayHeaders: ReadonlySet<string>;
-  maxResponseBytes: number;
-  order?: EventOrder;
-}
+/** The route options after defaults, in milliseconds: the route's plan, built at start. */
+export type ResolvedRouteOptions = RoutePlan;
 
 const NOT_STORED_4XX = new Set([408, 409, 425, 429]);
 
@@ -191,54 +174,3 @@ export const IDEMPOTENCY_DEFAULTS = {
   purgeInterval: '1h',
   purgeBatchSize: 1000,
 } as const satisfies IdempotencyModuleOptions;
-
-/** Merges a route's options over the module defaults; fails at startup, with the fix, on a bad value. */
-export function resolveRouteOptions(defaults: IdempotencyModuleOptions, route: IdempotentOptions<never>, where: string): ResolvedRouteOptions {
-  const merged = { ...IDEMPOTENCY_DEFAULTS, ...withoutUndefined(defaults), ...withoutUndefined(route as IdempotentOptions) };
-  assertKeySource(merged.key, where);
-  const preset = presetOf(merged.key);
-  const moduleTtlMs = toMilliseconds(merged.ttl, `${where}: ttl`);
-  const ttlMs =
-    route.ttl !== undefined || !preset
-      ? moduleTtlMs
-      : Math.max(moduleTtlMs, toMilliseconds(PROVIDER_PRESETS[preset].ttl, `${where}: ttl`));
-  const leaseMs = toTimerMilliseconds(merged.lease, `${where}: lease`);
-  if (leaseMs < 1000) throw new IdempotencyConfigurationError(`${where}: lease must be at least 1s, so that a live handler can renew it.`);
-  if (!['reject', 'wait'].includes(merged.onInFlight)) {
-    throw new IdempotencyConfigurationError(`${where}: onInFlight must be 'reject' or 'wait', not ${JSON.stringify(merged.onInFlight)}.`);
-  }
-  if (merged.order && (typeof merged.order.resource !== 'function' || typeof merged.order.version !== 'function')) {
-    throw new IdempotencyConfigurationError(`${where}: order needs two functions of the request, resource and version.`);
-  }
-  if (merged.order && !merged.transaction) {
-    throw new IdempotencyConfigurationError(
-      `${where}: order needs transaction: true, so that the version check, the handler's writes and the new version ` +
-        'commit together, one event per resource at a time.',
-    );
-  }
-  if (!Number.isInteger(merged.maxResponseBytes) || merged.maxResponseBytes <= 0) {
-    throw new IdempotencyConfigurationError(`${where}: maxResponseBytes must be a positive whole number of bytes.`);
-  }
-  return {
-    key: merged.key,
-    scope: merged.scope,
-    required: merged.required,
-    // A provider's redelivery may differ in its attempt counters; its event id is its identity.
-    fingerprint: (route as IdempotentOptions).fingerprint ?? (preset ? false : merged.fingerprint),
-    ttlMs,
-    leaseMs,
-    maxLeaseMs: Math.max(leaseMs, toTimerMilliseconds(merged.maxLease, `${where}: maxLease`)),
-    onInFlight: merged.onInFlight,
-    waitTimeoutMs: toTimerMilliseconds(merged.waitTimeout, `${where}: waitTimeout`),
-    transaction: merged.transaction,
-    // A provider retries anything but a 2xx, so only a 2xx is final.
-    storeIf: (route as IdempotentOptions).storeIf ?? (preset ? storeSuccessOnly : merged.storeIf),
-    replayHeaders: new Set([...DEFAULT_REPLAY_HEADERS, ...(merged.replayHeaders ?? []).map((name) => name.toLowerCase())]),
-    maxResponseBytes: merged.maxResponseBytes,
-    order: merged.order,
-  };
-}
-
-function withoutUndefined<T extends object>(options: T): Partial<T> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
-}

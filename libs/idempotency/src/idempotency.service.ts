@@ -2,13 +2,14 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
 import { ClaimCoordinator } from './claim/claim-coordinator';
-import { toMilliseconds, toTimerMilliseconds } from './duration';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions, type IdempotentOptions, type InFlightPolicy } from './idempotency.options';
 import type { IdempotencyRecordView } from './storage/idempotency-store';
 import { JobOutbox } from './outbox/job-outbox';
+import { RoutePlans } from './plan/route-plans';
+import { resolveRunPlan } from './plan/run-plan';
 
 /** The scope of `run()` and `find()` when none is given. */
 export const DEFAULT_RUN_SCOPE = 'run';
@@ -40,6 +41,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     private readonly coordinator: ClaimCoordinator,
     @Inject(IDEMPOTENCY_MODULE_OPTIONS) private readonly options: IdempotencyModuleOptions,
     private readonly outbox: JobOutbox,
+    private readonly plans: RoutePlans,
   ) {}
 
   /**
@@ -50,21 +52,8 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
   run<T>(key: string, fn: () => T | Promise<T>, options?: RunOptions & { transaction?: false }): Promise<T>;
   run<T>(key: string, fn: (manager: EntityManager) => T | Promise<T>, options: RunOptions & { transaction: true }): Promise<T>;
   async run<T>(key: string, fn: (manager: EntityManager) => T | Promise<T>, options: RunOptions = {}): Promise<T> {
-    const defaults = { ...IDEMPOTENCY_DEFAULTS, ...this.options, onInFlight: 'wait' as const };
-    const setting = <K extends 'ttl' | 'lease' | 'maxLease' | 'waitTimeout'>(name: K) =>
-      (name === 'ttl' ? toMilliseconds : toTimerMilliseconds)(options[name] ?? defaults[name], `run(): ${name}`);
-    const leaseMs = setting('lease');
-    const outcome = await this.coordinator.begin({
-      scope: options.scope ?? DEFAULT_RUN_SCOPE,
-      key,
-      fingerprint: options.fingerprint ?? null,
-      ttlMs: setting('ttl'),
-      leaseMs,
-      maxLeaseMs: Math.max(leaseMs, setting('maxLease')),
-      waitTimeoutMs: setting('waitTimeout'),
-      onInFlight: options.onInFlight ?? defaults.onInFlight,
-      transaction: options.transaction ?? false,
-    });
+    const plan = resolveRunPlan(this.plans.defaults, options);
+    const outcome = await this.coordinator.begin({ ...plan, scope: options.scope ?? DEFAULT_RUN_SCOPE, key, fingerprint: options.fingerprint ?? null });
     switch (outcome.status) {
       case 'completed':
         return decode<T>(outcome.response.body);
@@ -86,7 +75,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
       );
       throw error;
     }
-    await claim.complete({ status: 200, headers: [], body }, setting('ttl'));
+    await claim.complete({ status: 200, headers: [], body }, plan.ttlMs);
     return result;
   }
 
@@ -152,7 +141,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * started together do not all purge at once. A run starts only once the previous one has ended.
    */
   onModuleInit(): void {
-    const intervalMs = toTimerMilliseconds(this.options.purgeInterval ?? IDEMPOTENCY_DEFAULTS.purgeInterval, 'purgeInterval');
+    const intervalMs = this.plans.defaults.purgeIntervalMs;
     if (intervalMs === 0) return;
     const schedule = (delayMs: number) => {
       this.purgeTimer = setTimeout(() => {

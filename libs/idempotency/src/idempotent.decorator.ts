@@ -1,5 +1,4 @@
 import { SetMetadata } from '@nestjs/common';
-import { toMilliseconds, toTimerMilliseconds } from './duration';
 import { IDEMPOTENT_OPTIONS } from './idempotency.constants';
 import type { IdempotentOptions } from './idempotency.options';
 import type { IdempotencyRequest } from './idempotency-request';
@@ -15,11 +14,8 @@ import { assertKeySource } from './keys/key-source';
  * \@Post('x') \@Idempotent({ key: (req: Request) => req.body.eventId, onInFlight: 'wait' })
  */
 export function Idempotent<TRequest = IdempotencyRequest>(options: IdempotentOptions<TRequest> = {}): ClassDecorator & MethodDecorator {
+  // The rest (durations, and what depends on the module's defaults) is checked at start, with the route named.
   const where = '@Idempotent()';
   if (options.key !== undefined) assertKeySource(options.key as IdempotentOptions['key'] & object, where);
-  for (const name of ['ttl', 'lease', 'maxLease', 'waitTimeout'] as const) {
-    const value = options[name];
-    if (value !== undefined) (name === 'ttl' ? toMilliseconds : toTimerMilliseconds)(value, `${where}: ${name}`);
-  }
   return SetMetadata(IDEMPOTENT_OPTIONS, options);
 }

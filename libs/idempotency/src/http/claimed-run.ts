@@ -8,7 +8,7 @@ import { UnstorableResponseError } from '../errors/configuration.errors';
 import { type IdempotencyException } from '../errors/idempotency.errors';
 import type { IdempotencyRequest } from '../idempotency-request';
 import { routePath } from '../idempotency-request';
-import type { ResolvedRouteOptions as RoutePlan } from '../idempotency.options';
+import type { RoutePlan } from '../plan/route-plan';
 import { type CapturedResponse, holdResponse, type ReplacementResponse } from './response-capture';
 
 /** How long after a client left, and its handler ended, the framework may still write the response. */

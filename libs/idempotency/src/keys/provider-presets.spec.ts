@@ -1,5 +1,6 @@
 import type { IdempotencyRequest } from '../idempotency-request';
-import { IDEMPOTENCY_DEFAULTS, resolveRouteOptions } from '../idempotency.options';
+import { IDEMPOTENCY_DEFAULTS } from '../idempotency.options';
+import { resolveRoutePlan as resolveRouteOptions } from '../plan/route-plan.resolver';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { findKey } from './key-source';
 import { PROVIDER_PRESETS, type ProviderPresetName } from './provider-presets';
