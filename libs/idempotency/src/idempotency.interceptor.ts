@@ -24,14 +24,16 @@ import {
   IdempotencyKeyReusedException,
   IdempotencyStoreUnavailableException,
 } from './errors/idempotency.errors';
-import { requestFingerprint } from './fingerprint';
+import { fingerprintOf } from './fingerprint';
 import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
 import { SKIPPED_HEADER, toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
 import { type IdempotencyModuleOptions, type IdempotentOptions, resolveRouteOptions, type ResolvedRouteOptions } from './idempotency.options';
-import { type IdempotencyRequest, requestTarget, routePath } from './idempotency-request';
+import { type IdempotencyRequest, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
+import { isPromiseLike, type RequestFunctionBound } from './keys/request-function';
+import { buildScope, readTenant } from './keys/scope';
 import type { ProviderPresetName } from './keys/provider-presets';
 import { type OrderedEvent, orderedEvent } from './ordering/event-version';
 import type { StoredResponse, TransactionalIdempotencyStore } from './storage/idempotency-store';
@@ -79,19 +81,23 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const request = context.switchToHttp().getRequest<MutableRequest>();
     const response = context.switchToHttp().getResponse<object>();
     try {
-      const found = findKey(options.key, request);
+      const route = `${request.method.toUpperCase()} ${routePath(request) ?? `${context.getClass().name}.${context.getHandler().name}`}`;
+      const bound: RequestFunctionBound = { route, deadline: Date.now() + options.waitTimeoutMs };
+      // Awaited only when a function returned a promise: the common case takes no extra microtask.
+      const pendingKey = findKey(options.key, request, bound);
+      const found = isPromiseLike(pendingKey) ? await pendingKey : pendingKey;
       if (found === undefined) {
         if (options.required) throw new IdempotencyKeyMissingException();
         if (options.transaction) request[IDEMPOTENT_TRANSACTION] = (this.coordinator.store as unknown as TransactionalIdempotencyStore).manager;
         return next.handle();
       }
       const event = options.order && orderedEvent(options.order, request);
-      const route = `${request.method.toUpperCase()} ${routePath(request) ?? `${context.getClass().name}.${context.getHandler().name}`}`;
-      const outcome = await this.begin(options, {
-        scope: this.scopeOf(options, request, route, found.provider),
-        key: found.key,
-        fingerprint: this.fingerprintOf(options, request),
-      });
+      const pendingTenant = readTenant(options.scope, request, bound);
+      const tenant = isPromiseLike(pendingTenant) ? await pendingTenant : pendingTenant;
+      const scope = this.scopeOf(request, route, found.provider, tenant);
+      const pendingFingerprint = fingerprintOf(options.fingerprint, request, bound);
+      const fingerprint = isPromiseLike(pendingFingerprint) ? await pendingFingerprint : pendingFingerprint;
+      const outcome = await this.begin(options, { scope, key: found.key, fingerprint });
       switch (outcome.status) {
         case 'completed':
           return this.answerWith(context, response, toReplay(outcome.response));
@@ -313,26 +319,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return undefined;
   }
 
-  /** `[provider:]METHOD /route/pattern[#scope]`: a provider's event ids never meet another provider's. */
-  private scopeOf(options: ResolvedRouteOptions, request: IdempotencyRequest, route: string, provider: ProviderPresetName | undefined): string {
-    const base = provider ? `${provider}:${route}` : route;
-    const extra = options.scope?.(request);
-    if (extra !== undefined && extra !== null) return `${base}#${String(extra)}`;
-    if (request.user !== undefined && request.user !== null && !this.unscopedWarnings.has(route)) {
+  /** The record's scope (see `buildScope()`); warns once per route that serves signed-in users without one. */
+  private scopeOf(request: IdempotencyRequest, route: string, provider: ProviderPresetName | undefined, tenant: string | undefined): string {
+    if (tenant === undefined && request.user !== undefined && request.user !== null && !this.unscopedWarnings.has(route)) {
       this.unscopedWarnings.add(route);
       this.logger.warn(
         `${route} serves authenticated requests without a scope: one client could replay another's response ` +
           'by guessing its key. Add scope: (req) => req.user.id to @Idempotent().',
       );
     }
-    return base;
-  }
-
-  private fingerprintOf(options: ResolvedRouteOptions, request: IdempotencyRequest): string | null {
-    if (options.fingerprint === false) return null;
-    if (typeof options.fingerprint === 'function') return options.fingerprint(request);
-    // The concrete path, not the route's pattern: the same key on another resource is another request.
-    return requestFingerprint(request.method, requestTarget(request), request.body);
+    return buildScope(route, provider, tenant);
   }
 
   private routeOptions(context: ExecutionContext): ResolvedRouteOptions | null {
