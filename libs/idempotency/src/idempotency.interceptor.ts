@@ -25,7 +25,9 @@ import {
   IdempotencyStoreUnavailableException,
 } from './errors/idempotency.errors';
 import { fingerprintOf } from './fingerprint';
-import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
+import { type OwnHeaders, snapshotHeaders, withOwnHeaders } from './http/own-headers';
+import { holdResponse, writeWhole } from './http/response-capture';
+import type { CapturedResponse, ReplacementResponse } from './http/response-message';
 import { SKIPPED_HEADER, toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_OPTIONS, IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
@@ -80,6 +82,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
   protected async handle(context: ExecutionContext, next: CallHandler, options: ResolvedRouteOptions): Promise<Observable<unknown>> {
     const request = context.switchToHttp().getRequest<MutableRequest>();
     const response = context.switchToHttp().getResponse<object>();
+    // Before the handler: what the app set so far (CORS, request ids) stays on a replacement answer.
+    const ownHeaders = snapshotHeaders(response);
     try {
       const route = `${request.method.toUpperCase()} ${routePath(request) ?? `${context.getClass().name}.${context.getHandler().name}`}`;
       const bound: RequestFunctionBound = { route, deadline: Date.now() + options.waitTimeoutMs };
@@ -100,7 +104,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       const outcome = await this.begin(options, { scope, key: found.key, fingerprint });
       switch (outcome.status) {
         case 'completed':
-          return this.answerWith(context, response, toReplay(outcome.response));
+          return this.answerWith(context, response, toReplay(outcome.response), ownHeaders);
         case 'fingerprint-mismatch':
           throw new IdempotencyKeyReusedException();
         case 'in-flight':
@@ -108,9 +112,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
         case 'claimed':
           if (event) {
             const stale = await this.skipIfStale(outcome.claim, event, options);
-            if (stale) return this.answerWith(context, response, stale);
+            if (stale) return this.answerWith(context, response, stale, ownHeaders);
           }
-          return this.runClaimed(outcome.claim, options, request, response, next);
+          return this.runClaimed(outcome.claim, options, request, response, next, ownHeaders);
       }
     } catch (error) {
       if (error instanceof IdempotencyException) {
@@ -125,10 +129,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
    * it sends (after the other interceptors had their say) is replaced by this one; on routes that take
    * `@Res()` without passthrough, Nest sends nothing and the answer is written here.
    */
-  private answerWith(context: ExecutionContext, response: object, answer: ReplacementResponse): Observable<unknown> {
+  private answerWith(context: ExecutionContext, response: object, answer: ReplacementResponse, ownHeaders: OwnHeaders): Observable<unknown> {
     const raw = rawResponse(response);
-    if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, answer);
-    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => answer, onClose: () => undefined });
+    if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, withOwnHeaders(answer, ownHeaders));
+    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => answer, onClose: () => undefined }, ownHeaders);
     return of(undefined);
   }
 
@@ -192,6 +196,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     request: MutableRequest,
     response: object,
     next: CallHandler,
+    ownHeaders: OwnHeaders,
   ): Observable<unknown> {
     if (claim.manager) request[IDEMPOTENT_TRANSACTION] = claim.manager;
     let handlerSettled!: () => void;
@@ -219,7 +224,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
             }),
           );
       },
-    });
+    }, ownHeaders);
 
     const result$ = next.handle().pipe(
       map((value: unknown) => {
