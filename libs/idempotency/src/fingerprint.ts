@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
+import { type IdempotencyRequest, requestTarget } from './idempotency-request';
+import type { FingerprintFunction } from './idempotency.options';
+import { type Awaitable, callRequestFunction, type RequestFunctionBound } from './keys/request-function';
 
 // Deterministic: object keys sorted, so `{a,b}` and `{b,a}` are the same request. Circular values
 // cannot arrive from a parsed body; `bigint` can from custom parsers. Past 1,000 levels of nesting (which
@@ -28,4 +31,19 @@ export function sha256(...parts: Array<string | Buffer>): string {
 /** The default fingerprint: method, request path (with its query) and the canonical body. */
 export function requestFingerprint(method: string, target: string, body: unknown): string {
   return sha256(method.toUpperCase(), target, canonicalBody(body));
+}
+
+/**
+ * The fingerprint a route compares repeats by: `null` when the check is off, the route's own function's
+ * (awaited within the bound when it returns a promise), or the default over the concrete path, not the
+ * route's pattern: the same key on another resource is another request.
+ */
+export function fingerprintOf(
+  fingerprint: boolean | FingerprintFunction,
+  request: IdempotencyRequest,
+  bound: RequestFunctionBound,
+): Awaitable<string | null> {
+  if (fingerprint === false) return null;
+  if (typeof fingerprint === 'function') return callRequestFunction(fingerprint, request, 'request fingerprint', bound);
+  return requestFingerprint(request.method, requestTarget(request), request.body);
 }

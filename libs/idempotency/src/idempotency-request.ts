@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { IdempotencyKeyInvalidException } from './errors/idempotency.errors';
 
 /**
  * What the library reads of a request, common to Express and Fastify. Key, scope and fingerprint
@@ -29,8 +30,29 @@ export function requestTarget(request: IdempotencyRequest): string {
   return (request as { originalUrl?: string }).originalUrl ?? request.url;
 }
 
-/** A header's value; a repeated header counts as absent-or-ambiguous and yields its first value. */
+/**
+ * A header's value, for a key source. A header sent on more than one line is refused: Node joins the
+ * lines as `a, b`, another key than either line, which a retry on one line would not find again.
+ */
 export function headerValue(request: IdempotencyRequest, name: string): string | undefined {
-  const value = request.headers[name.toLowerCase()];
-  return Array.isArray(value) ? value[0] : value;
+  const lower = name.toLowerCase();
+  const value = request.headers[lower];
+  if (value === undefined) return undefined;
+  if (Array.isArray(value) || headerLines(request, lower) > 1) {
+    throw new IdempotencyKeyInvalidException(`The ${name} header came on more than one line: send one value, on one line.`);
+  }
+  return value;
+}
+
+/**
+ * How many lines of the request carry the header. Only the raw headers tell: the joined value cannot be
+ * told from one line holding a comma. A request without them (built by hand) counts as one line.
+ */
+function headerLines(request: IdempotencyRequest, lower: string): number {
+  const raw =
+    (request as { rawHeaders?: readonly string[] }).rawHeaders ?? (request as { raw?: { rawHeaders?: readonly string[] } }).raw?.rawHeaders;
+  if (!raw) return 1;
+  let lines = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === lower.length && raw[i].toLowerCase() === lower) lines++;
+  return lines;
 }

@@ -22,14 +22,18 @@ import {
   IdempotencyTransactionAbortedException,
 } from './errors/idempotency.errors';
 import { TransactionAbortedError } from './errors/transaction-aborted.error';
-import { requestFingerprint } from './fingerprint';
+import { fingerprintOf } from './fingerprint';
 import { abandon, internalError, problemResponse, release, routeOf, runClaimed } from './http/claimed-run';
-import { type CapturedResponse, holdResponse, type ReplacementResponse, writeWhole } from './http/response-capture';
+import { type OwnHeaders, snapshotHeaders, withOwnHeaders } from './http/own-headers';
+import { holdResponse, writeWhole } from './http/response-capture';
+import type { CapturedResponse, ReplacementResponse } from './http/response-message';
 import { toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
 import type { RoutePlan } from './plan/route-plan';
-import { type IdempotencyRequest, requestTarget, routePath } from './idempotency-request';
+import { type IdempotencyRequest, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
+import { isPromiseLike, type RequestFunctionBound } from './keys/request-function';
+import { buildScope, readTenant } from './keys/scope';
 import type { ProviderPresetName } from './keys/provider-presets';
 import { orderedEvent } from './ordering/event-version';
 import { skipIfStale } from './ordering/stale-event';
@@ -73,8 +77,14 @@ export class IdempotencyInterceptor implements NestInterceptor {
   protected async handle(context: ExecutionContext, next: CallHandler, options: RoutePlan): Promise<Observable<unknown>> {
     const request = context.switchToHttp().getRequest<MutableRequest>();
     const response = context.switchToHttp().getResponse<object>();
+    // Before the handler: what the app set so far (CORS, request ids) stays on a replacement answer.
+    const ownHeaders = snapshotHeaders(response);
     try {
-      const found = findKey(options.key, request);
+      const route = `${request.method.toUpperCase()} ${routePath(request) ?? `${context.getClass().name}.${context.getHandler().name}`}`;
+      const bound: RequestFunctionBound = { route, deadline: Date.now() + options.waitTimeoutMs };
+      // Awaited only when a function returned a promise: the common case takes no extra microtask.
+      const pendingKey = findKey(options.key, request, bound);
+      const found = isPromiseLike(pendingKey) ? await pendingKey : pendingKey;
       if (found === undefined) {
         if (options.required) throw new IdempotencyKeyMissingException();
         const { store } = this.coordinator;
@@ -82,15 +92,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
         return next.handle();
       }
       const event = options.order && orderedEvent(options.order, request);
-      const route = `${request.method.toUpperCase()} ${routePath(request) ?? `${context.getClass().name}.${context.getHandler().name}`}`;
-      const outcome = await this.begin(options, {
-        scope: this.scopeOf(options, request, route, found.provider),
-        key: found.key,
-        fingerprint: this.fingerprintOf(options, request),
-      });
+      const pendingTenant = readTenant(options.scope, request, bound);
+      const tenant = isPromiseLike(pendingTenant) ? await pendingTenant : pendingTenant;
+      const scope = this.scopeOf(request, route, found.provider, tenant);
+      const pendingFingerprint = fingerprintOf(options.fingerprint, request, bound);
+      const fingerprint = isPromiseLike(pendingFingerprint) ? await pendingFingerprint : pendingFingerprint;
+      const outcome = await this.begin(options, { scope, key: found.key, fingerprint });
       switch (outcome.status) {
         case 'completed':
-          return this.answerWith(context, response, toReplay(outcome.response));
+          return this.answerWith(context, response, toReplay(outcome.response), ownHeaders);
         case 'fingerprint-mismatch':
           throw new IdempotencyKeyReusedException();
         case 'in-flight':
@@ -99,10 +109,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
           const { claim } = outcome;
           if (event) {
             const stale = await skipIfStale(claim, event, options.ttlMs, release);
-            if (stale) return this.answerWith(context, response, stale);
+            if (stale) return this.answerWith(context, response, stale, ownHeaders);
           }
           if (claim.mode === 'transaction') request[IDEMPOTENT_TRANSACTION] = claim.manager;
-          return runClaimed(claim, options, request, rawResponse(response), next, (...args) => this.finish(...args));
+          return runClaimed(claim, options, request, rawResponse(response), next, ownHeaders, (...args) => this.finish(...args));
         }
       }
     } catch (error) {
@@ -118,10 +128,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
    * it sends (after the other interceptors had their say) is replaced by this one; on routes that take
    * `@Res()` without passthrough, Nest sends nothing and the answer is written here.
    */
-  private answerWith(context: ExecutionContext, response: object, answer: ReplacementResponse): Observable<unknown> {
+  private answerWith(context: ExecutionContext, response: object, answer: ReplacementResponse, ownHeaders: OwnHeaders): Observable<unknown> {
     const raw = rawResponse(response);
-    if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, answer);
-    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => answer, onClose: () => undefined });
+    if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, withOwnHeaders(answer, ownHeaders));
+    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => answer, onClose: () => undefined }, ownHeaders);
     return of(undefined);
   }
 
@@ -209,26 +219,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return (request as MutableRequest)[REJECTED_BY_PIPES] !== true && captured.status !== 304 && options.storeIf(captured.status);
   }
 
-  /** `[provider:]METHOD /route/pattern[#scope]`: a provider's event ids never meet another provider's. */
-  private scopeOf(options: RoutePlan, request: IdempotencyRequest, route: string, provider: ProviderPresetName | undefined): string {
-    const base = provider ? `${provider}:${route}` : route;
-    const extra = options.scope?.(request);
-    if (extra !== undefined && extra !== null) return `${base}#${String(extra)}`;
-    if (request.user !== undefined && request.user !== null && !this.unscopedWarnings.has(route)) {
+  /** The record's scope (see `buildScope()`); warns once per route that serves signed-in users without one. */
+  private scopeOf(request: IdempotencyRequest, route: string, provider: ProviderPresetName | undefined, tenant: string | undefined): string {
+    if (tenant === undefined && request.user !== undefined && request.user !== null && !this.unscopedWarnings.has(route)) {
       this.unscopedWarnings.add(route);
       this.logger.warn(
         `${route} serves authenticated requests without a scope: one client could replay another's response ` +
           'by guessing its key. Add scope: (req) => req.user.id to @Idempotent().',
       );
     }
-    return base;
-  }
-
-  private fingerprintOf(options: RoutePlan, request: IdempotencyRequest): string | null {
-    if (options.fingerprint === false) return null;
-    if (typeof options.fingerprint === 'function') return options.fingerprint(request);
-    // The concrete path, not the route's pattern: the same key on another resource is another request.
-    return requestFingerprint(request.method, requestTarget(request), request.body);
+    return buildScope(route, provider, tenant);
   }
 
   private routeOptions(context: ExecutionContext): RoutePlan | undefined {

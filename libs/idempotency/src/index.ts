@@ -49,6 +49,7 @@ export {
   IdempotencyKeyInvalidException,
   IdempotencyKeyMissingException,
   IdempotencyKeyReusedException,
+  IdempotencyKeyUnavailableException,
   IdempotencyStoreUnavailableException,
   PROBLEM_CONTENT_TYPE,
   WebhookSignatureInvalidException,

@@ -8,6 +8,7 @@ export type IdempotencyErrorCode =
   | 'IDEMPOTENCY_KEY_IN_USE'
   | 'IDEMPOTENCY_STORE_UNAVAILABLE'
   | 'IDEMPOTENCY_TRANSACTION_ABORTED'
+  | 'IDEMPOTENCY_KEY_UNAVAILABLE'
   | 'EVENT_VERSION_INVALID'
   | 'WEBHOOK_SIGNATURE_INVALID';
 
@@ -69,7 +70,10 @@ export class IdempotencyKeyMissingException extends IdempotencyException {
   }
 }
 
-/** 400: the key is empty, longer than 255 characters, or contains control characters. */
+/**
+ * 400: the key is empty, longer than 255 characters, holds control characters or lone surrogates, came on
+ * more than one header line, or could not be read; or the scope holds control characters or lone surrogates.
+ */
 export class IdempotencyKeyInvalidException extends IdempotencyException {
   constructor(detail: string) {
     super('IDEMPOTENCY_KEY_INVALID', HttpStatus.BAD_REQUEST, 'Idempotency key invalid', detail);
@@ -109,6 +113,22 @@ export class IdempotencyStoreUnavailableException extends IdempotencyException {
       HttpStatus.SERVICE_UNAVAILABLE,
       'Idempotency store unavailable',
       'The request was not processed because its idempotency record could not be read or written. Retry later.',
+      retryAfterSeconds,
+    );
+  }
+}
+
+/**
+ * 503 with `Retry-After`: the route's own key, scope or fingerprint function was still pending when the
+ * route's `waitTimeout` ran out, so the request was not processed.
+ */
+export class IdempotencyKeyUnavailableException extends IdempotencyException {
+  constructor(retryAfterSeconds = 1) {
+    super(
+      'IDEMPOTENCY_KEY_UNAVAILABLE',
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'Idempotency key unavailable',
+      'The request was not processed because its idempotency key could not be read in time. Retry later.',
       retryAfterSeconds,
     );
   }

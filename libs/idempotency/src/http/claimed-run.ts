@@ -9,7 +9,9 @@ import { type IdempotencyException } from '../errors/idempotency.errors';
 import type { IdempotencyRequest } from '../idempotency-request';
 import { routePath } from '../idempotency-request';
 import type { RoutePlan } from '../plan/route-plan';
-import { type CapturedResponse, holdResponse, type ReplacementResponse } from './response-capture';
+import type { OwnHeaders } from './own-headers';
+import { holdResponse } from './response-capture';
+import type { CapturedResponse, ReplacementResponse } from './response-message';
 
 /** How long after a client left, and its handler ended, the framework may still write the response. */
 const CLOSE_GRACE_MS = 1000;
@@ -35,6 +37,7 @@ export function runClaimed(
   request: IdempotencyRequest,
   response: ServerResponse,
   next: CallHandler,
+  ownHeaders: OwnHeaders,
   finish: FinishHook,
 ): Observable<unknown> {
   let handlerSettled!: () => void;
@@ -62,7 +65,7 @@ export function runClaimed(
           }),
         );
     },
-  });
+  }, ownHeaders);
 
   const result$ = next.handle().pipe(
     map((value: unknown) => {

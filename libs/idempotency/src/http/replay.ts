@@ -1,14 +1,11 @@
 import type { StoredResponse } from '../storage/idempotency-store';
-import type { CapturedResponse, ReplacementResponse } from './response-capture';
+import { BODYLESS_STATUSES, type CapturedResponse, type ReplacementResponse } from './response-message';
 
 /** Headers replayed with every stored response; `replayHeaders` adds to them. */
 export const DEFAULT_REPLAY_HEADERS: readonly string[] = ['content-type', 'location', 'etag', 'last-modified'];
 
 /** Never stored: a replay must not hand one client's session to another. */
 const NEVER_STORED = new Set(['set-cookie']);
-
-/** Statuses whose responses carry no body. */
-const BODYLESS = new Set([204, 205, 304]);
 
 export const REPLAYED_HEADER = 'idempotent-replayed';
 
@@ -29,11 +26,6 @@ export function toReplay(stored: StoredResponse): ReplacementResponse {
   return {
     status: stored.status,
     headers: [...stored.headers, [REPLAYED_HEADER, 'true']],
-    body: BODYLESS.has(stored.status) ? Buffer.alloc(0) : stored.body,
+    body: BODYLESS_STATUSES.has(stored.status) ? Buffer.alloc(0) : stored.body,
   };
-}
-
-/** Whether a response of this status may carry Content-Length (RFC 9110). */
-export function hasContentLength(status: number): boolean {
-  return status >= 200 && !BODYLESS.has(status);
 }

@@ -1,24 +1,6 @@
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { hasContentLength } from './replay';
-
-/** A response as the framework was about to send it. */
-export interface CapturedResponse {
-  status: number;
-  /** Lower-case names; a repeated header has several entries. */
-  headers: Array<[string, string]>;
-  /** The whole body; or, when it outgrew the limit before it ended, the part written so far. */
-  body: Buffer;
-  /** The body outgrew the limit: this is not all of it, and it cannot go out as it is. */
-  truncated: boolean;
-}
-
-/** What goes out instead of the captured response (when it must not go out as it is). */
-export interface ReplacementResponse {
-  status: number;
-  /** Lower-case names; a repeated header has several entries. */
-  headers: Array<[string, string]>;
-  body: Buffer;
-}
+import { type OwnHeaders, withOwnHeaders } from './own-headers';
+import { type CapturedResponse, hasContentLength, type ReplacementResponse } from './response-message';
 
 export interface ResponseHooks {
   /**
@@ -41,9 +23,10 @@ type Callback = (error?: Error | null) => void;
  *
  * Body parts written before the end are buffered (up to `maxBodyBytes`), the head is deferred, and the
  * first `end()` decides: whatever the app writes after it (a second answer to the same request) is
- * dropped, so the client gets exactly what was stored.
+ * dropped, so the client gets exactly what was stored. A replacement goes out with `ownHeaders`, the
+ * headers the app set on this response before the handler (`snapshotHeaders()`).
  */
-export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: ResponseHooks): void {
+export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: ResponseHooks, ownHeaders: OwnHeaders = []): void {
   const original = {
     writeHead: raw.writeHead as (...args: unknown[]) => ServerResponse,
     write: raw.write,
@@ -88,7 +71,7 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
       original.end.call(raw, Buffer.concat(parts), callback);
       return;
     }
-    writeWhole(raw, replacement, original, callback);
+    writeWhole(raw, withOwnHeaders(replacement, ownHeaders), original, callback);
   };
 
   const settle = (decision: Promise<ReplacementResponse | undefined>, callback?: Callback) => {

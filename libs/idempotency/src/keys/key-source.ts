@@ -1,14 +1,21 @@
 import { IdempotencyKeyInvalidException } from '../errors/idempotency.errors';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import { canonicalBody, sha256 } from '../fingerprint';
+import { requestFingerprint } from '../fingerprint';
 import { headerValue, type IdempotencyRequest, requestTarget } from '../idempotency-request';
 import { parseIdempotencyKeyHeader } from './idempotency-key-header';
+import { assertRecordText, textOf } from './key-text';
+import { type Awaitable, callRequestFunction, isPromiseLike, type RequestFunctionBound, UNBOUNDED } from './request-function';
 import { isProviderPresetName, PROVIDER_PRESETS, type ProviderPresetName } from './provider-presets';
 
 /** The longest key accepted, in characters, after removing Structured Field quotes. */
 export const MAX_KEY_LENGTH = 255;
 
-/** Reads a key from the request; `undefined` or `null` when the request has none. */
+/**
+ * Reads a key from the request, or a promise of it; `undefined` or `null` when the request has none.
+ *
+ * @example
+ * \@Idempotent({ key: async (req: Request) => (await deliveries.find(req.body.id))?.eventId })
+ */
 export type KeyFunction<TRequest = IdempotencyRequest> = (request: TRequest) => unknown;
 
 /** One place a key can come from. */
@@ -53,35 +60,65 @@ export interface FoundKey {
   provider?: ProviderPresetName;
 }
 
+const KEY = 'idempotency key';
+
 /**
- * The request's key: from the first source that yields one, validated. `undefined` when no source
- * finds a key; throws `IdempotencyKeyInvalidException` for an empty, too long or control-character key.
+ * The request's key: from the first source that yields one, validated; `undefined` when no source finds
+ * a key. Throws (or rejects with) `IdempotencyKeyInvalidException` for an empty, too long or
+ * control-character key, or a header sent on more than one line. Synchronous unless a key function
+ * returns a promise, which is awaited within the bound (see {@link callRequestFunction}).
  */
-export function findKey<TRequest extends IdempotencyRequest>(source: KeySource<TRequest>, request: TRequest): FoundKey | undefined {
-  for (const item of toList(source)) {
-    const key = readKey(item, request);
-    if (key === undefined) continue;
-    return typeof item === 'string' && isProviderPresetName(item) ? { key: validateKey(key), provider: item } : { key: validateKey(key) };
+export function findKey<TRequest extends IdempotencyRequest>(
+  source: KeySource<TRequest>,
+  request: TRequest,
+  bound: RequestFunctionBound = UNBOUNDED,
+): Awaitable<FoundKey | undefined> {
+  const items = toList(source);
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index];
+    const read = readKey(item, request, bound);
+    if (isPromiseLike(read)) return findAsync(items, index, read, request, bound);
+    if (read !== undefined) return found(item, read);
   }
   return undefined;
 }
 
-/** The request's key alone (see {@link findKey}). */
-export function resolveKey<TRequest extends IdempotencyRequest>(source: KeySource<TRequest>, request: TRequest): string | undefined {
-  return findKey(source, request)?.key;
+/** The rest of {@link findKey}, once a key function has returned a promise. */
+async function findAsync<TRequest extends IdempotencyRequest>(
+  items: ReadonlyArray<KeySourceItem<TRequest>>,
+  from: number,
+  pending: PromiseLike<unknown>,
+  request: TRequest,
+  bound: RequestFunctionBound,
+): Promise<FoundKey | undefined> {
+  const first = textOf(await pending, KEY);
+  if (first !== undefined) return found(items[from], first);
+  for (let index = from + 1; index < items.length; index++) {
+    const key = textOf(await readKey(items[index], request, bound), KEY);
+    if (key !== undefined) return found(items[index], key);
+  }
+  return undefined;
 }
 
-function readKey<TRequest extends IdempotencyRequest>(item: KeySourceItem<TRequest>, request: TRequest): string | undefined {
-  if (typeof item === 'function') return fromValue(item(request));
+function found<TRequest>(item: KeySourceItem<TRequest>, key: string): FoundKey {
+  return typeof item === 'string' && isProviderPresetName(item) ? { key: validateKey(key), provider: item } : { key: validateKey(key) };
+}
+
+/** The key one source finds: a string, `undefined` for none, or the pending result of a key function. */
+function readKey<TRequest extends IdempotencyRequest>(
+  item: KeySourceItem<TRequest>,
+  request: TRequest,
+  bound: RequestFunctionBound,
+): string | undefined | PromiseLike<unknown> {
+  if (typeof item === 'function') {
+    const value = callRequestFunction(item, request, KEY, bound);
+    return isPromiseLike(value) ? value : textOf(value, KEY);
+  }
   if (typeof item === 'object') return fromHeader(request, item.header);
   if (item === 'header') return fromHeader(request, DEFAULT_HEADER);
-  // The path is part of it: the same payload sent to another resource is another request.
-  if (item === 'payload-hash') return request.body === undefined ? undefined : sha256(requestPath(request), canonicalBody(request.body));
-  return fromValue(PROVIDER_PRESETS[item].key(request));
-}
-
-function requestPath(request: IdempotencyRequest): string {
-  return requestTarget(request).split('?', 1)[0];
+  // The whole request: the same payload sent to another resource, or with another query, is another request.
+  if (item === 'payload-hash') return request.body === undefined ? undefined : requestFingerprint(request.method, requestTarget(request), request.body);
+  return textOf(PROVIDER_PRESETS[item].key(request), KEY);
 }
 
 function fromHeader(request: IdempotencyRequest, name: string): string | undefined {
@@ -89,30 +126,13 @@ function fromHeader(request: IdempotencyRequest, name: string): string | undefin
   return value === undefined ? undefined : parseIdempotencyKeyHeader(value);
 }
 
-function fromValue(value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-  throw new IdempotencyKeyInvalidException(`The idempotency key must be a string, not ${typeof value}.`);
-}
-
 function validateKey(key: string): string {
   if (key.length === 0) throw new IdempotencyKeyInvalidException('The idempotency key is empty.');
   if ([...key].length > MAX_KEY_LENGTH) {
     throw new IdempotencyKeyInvalidException(`The idempotency key is longer than ${MAX_KEY_LENGTH} characters.`);
   }
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(key)) {
-    throw new IdempotencyKeyInvalidException('The idempotency key contains control characters.');
-  }
-  if (LONE_SURROGATE.test(key)) {
-    // Not text: encoded as UTF-8 it would become U+FFFD, and two different keys one record.
-    throw new IdempotencyKeyInvalidException('The idempotency key is not well-formed Unicode (a lone surrogate).');
-  }
-  return key;
+  return assertRecordText(key, KEY);
 }
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function toList<T>(source: T | ReadonlyArray<T>): ReadonlyArray<T> {
   return Array.isArray(source) ? source : [source as T];

@@ -27,13 +27,13 @@ describe('provider presets', () => {
       request({ 'linear-delivery': 'per-attempt' }, { webhookId: 'wh', action: 'update', createdAt: 'c', data: { id: 'iss', updatedAt: '2026-11-23T10:00:00.000Z' } }),
       'wh:update:iss:2026-11-23T10:00:00.000Z',
     ],
-  ])('%s reads the event id', (preset, req, key) => {
-    expect(findKey(preset, req)).toEqual({ key, provider: preset });
+  ])('%s reads the event id', async (preset, req, key) => {
+    expect(await findKey(preset, req)).toEqual({ key, provider: preset });
   });
 
-  it.each(Object.keys(PROVIDER_PRESETS) as ProviderPresetName[])('%s finds no key in a request without one', (preset) => {
-    expect(findKey(preset, request({}, { unrelated: true }))).toBeUndefined();
-    expect(findKey(preset, request({}, Buffer.from('{"id":"x"}')))).toBeUndefined();
+  it.each(Object.keys(PROVIDER_PRESETS) as ProviderPresetName[])('%s finds no key in a request without one', async (preset) => {
+    expect(await findKey(preset, request({}, { unrelated: true }))).toBeUndefined();
+    expect(await findKey(preset, request({}, Buffer.from('{"id":"x"}')))).toBeUndefined();
   });
 
   it('defaults a preset route to the provider retry window, no fingerprint and 2xx-only storage', () => {

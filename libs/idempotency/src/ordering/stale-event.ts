@@ -2,7 +2,7 @@ import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyStoreUnavailableException } from '../errors/idempotency.errors';
 import type { HeldClaim, ReleaseAnswer } from '../claim/held-claim';
 import { SKIPPED_HEADER } from '../http/replay';
-import type { ReplacementResponse } from '../http/response-capture';
+import type { ReplacementResponse } from '../http/response-message';
 import type { VersionOutcome } from '../storage/idempotency-store';
 import type { OrderedEvent } from './event-version';
 
