@@ -6,9 +6,11 @@ import type {
   ClaimRequest,
   IdempotencyStore,
   StoredResponse,
-  TransactionalIdempotencyStore,
 } from '../storage/idempotency-store';
 import { testClaimTransitions } from './claim-table';
+import type { ContractContext } from './contract-context';
+import { describeRaces } from './store-races';
+import { describeTransactionalClaims } from './transactional-contract';
 
 /** A store under test, fresh for the suite (its own schema, prefix or database). */
 export interface StoreUnderTest {
@@ -24,10 +26,10 @@ export interface StoreUnderTest {
 
 /** The test functions the suite is written with; Jest's and Vitest's globals fit. */
 export interface TestFramework {
-  describe(name: string, body: () => void): void;
-  it(name: string, body: () => Promise<void>, timeoutMs?: number): void;
-  beforeAll(body: () => Promise<void>, timeoutMs?: number): void;
-  afterAll(body: () => Promise<void>, timeoutMs?: number): void;
+  describe: (name: string, body: () => void) => void;
+  it: (name: string, body: () => Promise<void>, timeoutMs?: number) => void;
+  beforeAll: (body: () => Promise<void>, timeoutMs?: number) => void;
+  afterAll: (body: () => Promise<void>, timeoutMs?: number) => void;
 }
 
 /** Short enough to wait out in a test, long enough that a loaded machine does not run it out by accident. */
@@ -70,6 +72,7 @@ export function testIdempotencyStore(
     assert.equal(outcome.status, 'claimed', `expected a claim, got ${JSON.stringify(outcome)}`);
     return outcome as Extract<ClaimOutcome, { status: 'claimed' }>;
   };
+  const context: ContractContext = { framework, store: () => store, request, claimed, leaseMs: LEASE_MS, dayMs: DAY_MS };
 
   describe(`IdempotencyStore contract: ${name}`, () => {
     beforeAll(async () => {
@@ -298,98 +301,7 @@ export function testIdempotencyStore(
       });
     });
 
-    describe('races', () => {
-      const race = async (claim: ClaimRequest, count = 25) => {
-        const outcomes = await Promise.all(Array.from({ length: count }, () => store.claim(claim)));
-        return outcomes.filter((outcome) => outcome.status === 'claimed') as Array<Extract<ClaimOutcome, { status: 'claimed' }>>;
-      };
-
-      it('gives a new key to exactly one of many concurrent claims', async () => {
-        for (let round = 0; round < 5; round++) {
-          const claim = request();
-          const winners = await race(claim);
-          assert.equal(winners.length, 1, `round ${round}: ${winners.length} claims`);
-          assert.equal((await store.find(claim.scope, claim.key))?.owner, winners[0].ref.owner);
-        }
-      });
-
-      it('gives a lapsed lease to exactly one of many concurrent takeovers', async () => {
-        const claim = request({ leaseMs: 100 });
-        await claimed(claim);
-        await sleep(200);
-        const winners = await race({ ...claim, leaseMs: LEASE_MS });
-        assert.equal(winners.length, 1);
-        assert.deepEqual([winners[0].attempt, winners[0].takenOver], [2, true]);
-      });
-
-      it('gives an expired record to exactly one of many concurrent claims', async () => {
-        const claim = request();
-        const { ref } = await claimed(claim);
-        await store.complete(ref, { status: 200, headers: [], body: Buffer.alloc(0) }, 100);
-        await sleep(200);
-        const winners = await race(claim);
-        assert.equal(winners.length, 1);
-        assert.equal(winners[0].attempt, 1);
-      });
-
-      it('lets only one of two racing owners complete', async () => {
-        const claim = request({ leaseMs: 100 });
-        const first = await claimed(claim);
-        await sleep(200);
-        const second = await claimed(claim);
-        const results = await Promise.all([
-          store.complete(first.ref, { status: 200, headers: [], body: Buffer.from('first') }, DAY_MS),
-          store.complete(second.ref, { status: 200, headers: [], body: Buffer.from('second') }, DAY_MS),
-        ]);
-        assert.deepEqual(results, [false, true]);
-      });
-    });
-
-    describe('transactional claims (stores that have them)', () => {
-      const transactional = () => store as Partial<TransactionalIdempotencyStore>;
-
-      it('holds the claim in a transaction: a rollback leaves nothing, a commit stores the answer', async () => {
-        const tx = transactional();
-        if (typeof tx.claimInTransaction !== 'function') return;
-        const claim = request();
-        const first = await tx.claimInTransaction(claim, 2_000, 10_000);
-        assert.equal(first.status, 'claimed');
-        if (first.status !== 'claimed') return;
-        await first.claim.rollback();
-        assert.equal(await store.find(claim.scope, claim.key), undefined);
-        const second = await tx.claimInTransaction(claim, 2_000, 10_000);
-        if (second.status !== 'claimed') assert.fail(`expected a claim, got ${second.status}`);
-        await second.claim.complete({ status: 200, headers: [], body: Buffer.from('tx') }, DAY_MS);
-        const replay = await tx.claimInTransaction(claim, 2_000, 10_000);
-        assert.equal(replay.status, 'completed');
-      });
-
-      it('makes a concurrent transactional claim wait for the first, then answers it with the stored response', async () => {
-        const tx = transactional();
-        if (typeof tx.claimInTransaction !== 'function') return;
-        const claim = request();
-        const first = await tx.claimInTransaction(claim, 2_000, 10_000);
-        if (first.status !== 'claimed') assert.fail(`expected a claim, got ${first.status}`);
-        const waiting = tx.claimInTransaction(claim, 5_000, 10_000);
-        await sleep(200);
-        await first.claim.complete({ status: 200, headers: [], body: Buffer.from('first') }, DAY_MS);
-        const second = await waiting;
-        assert.equal(second.status, 'completed');
-      });
-
-      it('gives up a wait for a held claim after its lock timeout, as in flight', async () => {
-        const tx = transactional();
-        if (typeof tx.claimInTransaction !== 'function') return;
-        const claim = request();
-        const first = await tx.claimInTransaction(claim, 2_000, 10_000);
-        if (first.status !== 'claimed') assert.fail(`expected a claim, got ${first.status}`);
-        try {
-          const second = await tx.claimInTransaction(claim, 200, 10_000);
-          assert.equal(second.status, 'in-flight');
-        } finally {
-          await first.claim.rollback();
-        }
-      });
-    });
+    describeRaces(context);
+    describeTransactionalClaims(context);
   });
 }
