@@ -6,8 +6,8 @@ import type { RedisConnectionOptions } from '../outbox/outbox.options';
 import { loadOptionalPeer } from '../webhooks/optional-peer';
 import type { IdempotencyStore } from './idempotency-store';
 import { type RedisClient, RedisIdempotencyStore } from './redis-idempotency.store';
-import { PartitionedTypeOrmIdempotencyStore } from './partitioned-typeorm-idempotency.store';
-import { TypeOrmIdempotencyStore } from './typeorm-idempotency.store';
+import { PartitionedTypeOrmIdempotencyStore } from './postgres/partitioned-typeorm-idempotency.store';
+import { TypeOrmIdempotencyStore } from './postgres/typeorm-idempotency.store';
 
 interface IoRedisModule {
   default: new (...args: unknown[]) => RedisClient;
