@@ -126,7 +126,7 @@ export class PartitionCatalog {
 
   /**
    * The rows of a partition from its statistics, which autovacuum keeps: counting them would read the whole
-   * partition (a third of a second per million rows). Counted only where it was never vacuumed nor analyzed.
+   * partition. Counted only where it was never vacuumed nor analyzed.
    */
   async countRows(partition: Partition): Promise<number> {
     const { dataSource } = this.session;

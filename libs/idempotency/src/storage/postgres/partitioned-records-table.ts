@@ -5,7 +5,7 @@ import { answer, CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW } from './clai
 import type { PartitionMaintainer } from './partition-maintainer';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from './partitioning.options';
 import { milliseconds, msFromNow, type PostgresSession } from './postgres-session';
-import { claimParams, NEW_RECORD, ownerStatements } from './record-statements';
+import { claimParams, NEW_RECORD, type OwnerStatements, ownerStatements } from './record-statements';
 import type { ClaimOnTransaction, RecordsTable } from './records-table';
 import { isLockTimeout, SQL_STATE, sqlState } from './sql-state';
 
@@ -34,7 +34,7 @@ type LockedRow = { inserted: boolean; partition: number | string | null; positio
  * an expired record, so a partition whose records have all expired stays so.
  */
 export class PartitionedRecordsTable implements RecordsTable {
-  readonly owned;
+  readonly owned: OwnerStatements;
 
   constructor(
     private readonly session: PostgresSession,

@@ -20,7 +20,7 @@ const PARTITIONED_TABLE_FIX =
 /**
  * The PostgreSQL store on a table partitioned by creation time (`idempotency_partitioned_records`), for
  * volumes where deleting expired rows one by one costs too much: a partition whose records have all
- * expired is dropped whole (one of a million rows in a third of a second, with next to no WAL).
+ * expired is dropped whole, with next to no WAL.
  *
  * Claims take an advisory lock per key, then look the key up in every partition ({@link PartitionedRecordsTable}).
  * A {@link PartitionMaintainer} makes the partitions ahead (at the start of the app, at each purge, and when a

@@ -3,7 +3,7 @@ import { claims, decide } from '../../claim/claim-state';
 import type { ClaimOutcome, ClaimRequest } from '../idempotency-store';
 import { answer, CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW } from './claim-row';
 import { milliseconds, msFromNow, type PostgresSession } from './postgres-session';
-import { claimParams, NEW_RECORD, ownerStatements, purgeSql } from './record-statements';
+import { claimParams, NEW_RECORD, type OwnerStatements, ownerStatements, purgeSql } from './record-statements';
 import type { ClaimOnTransaction, RecordsTable } from './records-table';
 import { SQL_STATE, sqlState } from './sql-state';
 
@@ -18,7 +18,7 @@ type FastClaimRow = { inserted: boolean } & (ClaimRow | { [column in keyof Claim
  *    Expired records start over; in-flight records whose lease ran out are taken over by a new owner.
  */
 export class PlainRecordsTable implements RecordsTable {
-  readonly owned;
+  readonly owned: OwnerStatements;
 
   constructor(
     private readonly session: PostgresSession,
