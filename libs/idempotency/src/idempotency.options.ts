@@ -9,7 +9,7 @@ import type { IdempotencyStore } from './storage/idempotency-store';
 import type { RedisClient } from './storage/redis/redis-idempotency.store';
 import type { IdempotencyMetricsOptions } from './observability/idempotency-metrics';
 import type { EncryptionOptions } from './storage/encryption/response-encryption';
-import type { PartitioningOptions } from './storage/partitioned-typeorm-idempotency.store';
+import type { PartitioningOptions } from './storage/postgres/partitioning.options';
 
 /** What a duplicate gets while the first request with its key is still running. */
 export type InFlightPolicy = 'reject' | 'wait';

@@ -71,7 +71,7 @@ export {
   type TransactionalIdempotencyStore,
   type VersionOutcome,
 } from './storage/idempotency-store';
-export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './storage/typeorm-idempotency.store';
+export { TypeOrmIdempotencyStore, type TypeOrmIdempotencyStoreOptions } from './storage/postgres/typeorm-idempotency.store';
 export { RedisIdempotencyStore, type RedisClient, type RedisIdempotencyStoreOptions } from './storage/redis/redis-idempotency.store';
 export { DEFAULT_REDIS_PREFIX, REDIS_FIELDS, redisRecordKey } from './storage/redis/redis-record-key';
 export { withEncryptionAtRest } from './storage/encryption/encrypted-store';
@@ -79,10 +79,9 @@ export type { EncryptionKey, EncryptionOptions } from './storage/encryption/resp
 export { IdempotencyDecryptionError } from './errors/decryption.errors';
 export {
   PartitionedTypeOrmIdempotencyStore,
-  IDEMPOTENCY_PARTITIONED_TABLE,
   type PartitionedTypeOrmIdempotencyStoreOptions,
-  type PartitioningOptions,
-} from './storage/partitioned-typeorm-idempotency.store';
+} from './storage/postgres/partitioned-typeorm-idempotency.store';
+export { IDEMPOTENCY_PARTITIONED_TABLE, type PartitioningOptions } from './storage/postgres/partitioning.options';
 export { CreatePartitionedIdempotencyRecords1763900000010 } from './storage/migrations/1763900000010-create-partitioned-idempotency-records';
 export { IdempotencyRecord, IDEMPOTENCY_TABLE } from './storage/idempotency-record.entity';
 export { IdempotencyVersion, IDEMPOTENCY_VERSIONS_TABLE } from './storage/idempotency-version.entity';

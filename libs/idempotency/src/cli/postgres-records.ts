@@ -1,38 +1,22 @@
 import { DataSource } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IDEMPOTENCY_TABLE } from '../storage/idempotency-record.entity';
-import type { IdempotencyRecordView, RecordState } from '../storage/idempotency-store';
 import { qualifiedTableName } from '../storage/table-name';
-import { IDEMPOTENCY_PARTITIONED_TABLE, PartitionedTypeOrmIdempotencyStore } from '../storage/partitioned-typeorm-idempotency.store';
-import { TypeOrmIdempotencyStore } from '../storage/typeorm-idempotency.store';
+import { IDEMPOTENCY_PARTITIONED_TABLE } from '../storage/postgres/partitioning.options';
+import { PartitionedTypeOrmIdempotencyStore } from '../storage/postgres/partitioned-typeorm-idempotency.store';
+import { RECORD_VIEW_COLUMNS, type RecordViewRow, toView } from '../storage/postgres/record-view';
+import { SQL_STATE, sqlState } from '../storage/postgres/sql-state';
+import { TypeOrmIdempotencyStore } from '../storage/postgres/typeorm-idempotency.store';
 import { CliFailure } from './cli-errors';
 import { describeError, redactUrl } from './format';
 import type { FoundRecords, PurgeProgress, RecordSource, RecordStats } from './record-source';
 
-const UNDEFINED_TABLE = '42P01';
-const UNDEFINED_COLUMN = '42703';
 /** SQLSTATEs that mean the server answered but refused the connection: a wrong database, role or password. */
 const REFUSED_LOGIN: Record<string, string> = {
   '3D000': 'the database does not exist',
   '28000': 'the role is not allowed to log in',
   '28P01': 'the password is wrong',
 };
-
-interface RecordRow {
-  scope: string;
-  key: string;
-  state: RecordState;
-  fingerprint: string | null;
-  attempts: number;
-  owner: string | null;
-  created_at: Date;
-  completed_at: Date | null;
-  lease_expires_at: Date | null;
-  expires_at: Date;
-  response_status: number | null;
-  response_headers: Array<[string, string]> | null;
-  response_body: Buffer | null;
-}
 
 /**
  * The records in PostgreSQL, through a DataSource of the tool's own on the app's database and schema.
@@ -86,9 +70,8 @@ export class PostgresRecords implements RecordSource {
         return { now, records: record ? [record] : [], truncated: false };
       }
       // The primary key is (scope, key): a key alone is found by reading the whole table.
-      const rows: RecordRow[] = await this.dataSource.query(
-        `SELECT scope, key, state, fingerprint, attempts, owner, created_at, completed_at, lease_expires_at, expires_at,
-                response_status, response_headers, response_body
+      const rows: RecordViewRow[] = await this.dataSource.query(
+        `SELECT ${RECORD_VIEW_COLUMNS}
          FROM ${this.table} WHERE key = $1 AND expires_at > clock_timestamp()
          ORDER BY created_at, scope LIMIT $2`,
         [key, options.limit + 1],
@@ -177,7 +160,7 @@ export class PostgresRecords implements RecordSource {
       return await work();
     } catch (error) {
       const code = sqlState(error) ?? sqlState((error as { cause?: unknown }).cause);
-      if (code === UNDEFINED_TABLE || code === UNDEFINED_COLUMN) {
+      if (code === SQL_STATE.undefinedTable || code === SQL_STATE.undefinedColumn) {
         const schema = (this.dataSource.options as { schema?: string }).schema;
         throw new CliFailure(
           `${this.description} has no ${this.tableName} table ${schema ? `in schema ${schema}` : 'in its search_path (public)'}, ` +
@@ -191,31 +174,6 @@ export class PostgresRecords implements RecordSource {
       throw error;
     }
   }
-}
-
-function toView(row: RecordRow): IdempotencyRecordView {
-  return {
-    scope: row.scope,
-    key: row.key,
-    state: row.state,
-    fingerprint: row.fingerprint,
-    attempts: row.attempts,
-    owner: row.owner,
-    createdAt: row.created_at,
-    completedAt: row.completed_at,
-    leaseExpiresAt: row.lease_expires_at,
-    expiresAt: row.expires_at,
-    response:
-      row.state === 'completed'
-        ? { status: row.response_status ?? 200, headers: row.response_headers ?? [], body: row.response_body ?? Buffer.alloc(0) }
-        : null,
-  };
-}
-
-function sqlState(error: unknown): string | undefined {
-  const failure = error as { code?: unknown; driverError?: { code?: unknown } } | undefined;
-  const code = failure?.driverError?.code ?? failure?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 function isConnectionError(error: unknown): boolean {

@@ -6,8 +6,8 @@ import type { RedisConnectionOptions } from '../outbox/outbox.options';
 import type { IdempotencyStore } from './idempotency-store';
 import { loadIoRedis, type RedisClient } from './redis/ioredis';
 import { RedisIdempotencyStore } from './redis/redis-idempotency.store';
-import { PartitionedTypeOrmIdempotencyStore } from './partitioned-typeorm-idempotency.store';
-import { TypeOrmIdempotencyStore } from './typeorm-idempotency.store';
+import { PartitionedTypeOrmIdempotencyStore } from './postgres/partitioned-typeorm-idempotency.store';
+import { TypeOrmIdempotencyStore } from './postgres/typeorm-idempotency.store';
 
 /** The store the module uses, and the connection it opened for it (closed with the app). */
 export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdown {
