@@ -16,7 +16,7 @@ import { assertKeySource } from './keys/key-source';
  */
 export function Idempotent<TRequest = IdempotencyRequest>(options: IdempotentOptions<TRequest> = {}): ClassDecorator & MethodDecorator {
   const where = '@Idempotent()';
-  if (options.key !== undefined) assertKeySource(options.key as IdempotentOptions['key'] & object, where);
+  if (options.key !== undefined) assertKeySource(options.key, where);
   for (const name of ['ttl', 'lease', 'maxLease', 'waitTimeout'] as const) {
     const value = options[name];
     if (value !== undefined) (name === 'ttl' ? toMilliseconds : toTimerMilliseconds)(value, `${where}: ${name}`);
