@@ -21,6 +21,7 @@ const schema = process.env.SCHEMA ?? 'public';
 const pool = Number(process.env.POOL ?? 10);
 
 let statements = 0;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- re-applied below with the client as `this`
 const query: (...args: unknown[]) => unknown = Client.prototype.query;
 Client.prototype.query = function (this: Client, ...args: unknown[]) {
   statements++;
@@ -37,10 +38,10 @@ class OrdersController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   protected async insert(order: Order, manager: EntityManager = this.dataSource.manager) {
-    const [row] = (await manager.query(`INSERT INTO "${schema}".orders (ref, amount) VALUES ($1, $2) RETURNING id`, [
+    const [row] = await manager.query<Array<{ id: number }>>(`INSERT INTO "${schema}".orders (ref, amount) VALUES ($1, $2) RETURNING id`, [
       order.ref,
       order.amount,
-    ])) as Array<{ id: number }>;
+    ]);
     return { id: row.id, ref: order.ref, amount: order.amount };
   }
 

@@ -41,9 +41,10 @@ class EventsController {
 
 /** The module's relay, plus a clock on the moment each batch was handed to BullMQ. */
 class TimedRelay extends OutboxRelay {
-  protected override async afterSend(jobIds: string[]): Promise<void> {
+  protected override afterSend(jobIds: string[]): Promise<void> {
     const now = Date.now();
     for (const jobId of jobIds) sentAt.set(jobId, now);
+    return Promise.resolve();
   }
 }
 
@@ -76,7 +77,7 @@ async function scenario(label: string, relayHere: boolean, requests: number, con
   const relay = new TimedRelay(dataSource, { connection: REDIS_URL, prefix, pollInterval: POLL_INTERVAL });
   if (relayHere) app.get(JobOutbox).onCommit(() => relay.wake());
   relay.start();
-  const worker = new Worker('bench', async (job) => void startedAt.set(job.id!, Date.now()), {
+  const worker = new Worker('bench', (job) => Promise.resolve(void startedAt.set(job.id!, Date.now())), {
     connection: { url: REDIS_URL, maxRetriesPerRequest: null },
     prefix,
     concurrency: 50,

@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     const during = summary(samples, 'during', seconds);
     const results = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query('SHOW server_version')).rows[0].server_version },
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version },
       settings: { store: PARTITIONED ? 'partitioned' : 'plain', rows: ROWS, live: LIVE, kept: KEPT, bodyBytes: BODY_BYTES, batchSize: BATCH, claimRate: CLAIM_RATE, claimers: CLAIMERS, pool: POOL },
       purge: {
         deleted,
@@ -228,7 +228,7 @@ async function fill(db: Client, schema: string, table: string): Promise<{ second
  * whole), and every key claimed during the run is completed.
  */
 async function verify(db: Client, table: string, claimKeys: string[]) {
-  const count = async (where: string, values: unknown[] = []) => Number((await db.query(`SELECT count(*) FROM ${table} WHERE ${where}`, values)).rows[0].count);
+  const count = async (where: string, values: unknown[] = []) => Number((await db.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, values)).rows[0].count);
   const live = await count(`key LIKE 'live-%'`);
   const kept = await count(`key LIKE 'kept-%'`);
   const expiredLeft = await count(`expires_at <= now() AND key NOT LIKE 'live-%' AND key NOT LIKE 'kept-%'`);

@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     const ratioOf = (app: App, keys: Scenario['keys']) => median(throughput.find((scenario) => scenario.app === app && scenario.keys === keys)!).reqPerSec;
     const results = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query('SHOW server_version')).rows[0].server_version },
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version },
       settings: { durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pool: POOL },
       scenarios: rows,
       hotKey,
@@ -232,7 +232,7 @@ async function hot(url: string, path: string, db: Client, schema: string) {
     (status) => (statuses[status] = (statuses[status] ?? 0) + 1),
   );
   const seconds = (performance.now() - startedAt) / 1000;
-  const executions = Number((await db.query(`SELECT count(*) FROM "${schema}".orders WHERE ref = $1`, [key])).rows[0].count);
+  const executions = Number((await db.query<{ count: string }>(`SELECT count(*) FROM "${schema}".orders WHERE ref = $1`, [key])).rows[0].count);
   return { route: path, requests: HOT_KEY_REQUESTS, answered: result.requests.total, seconds, executions, statuses, errors: result.errors + result.timeouts };
 }
 
@@ -291,7 +291,7 @@ async function start(entry: string, env: Record<string, string>): Promise<Server
   const child = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   const port = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       const match = /listening (\d+)/.exec(output);
       if (match) resolve(match[1]);

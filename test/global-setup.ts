@@ -14,6 +14,7 @@ export default async function ensureServices(): Promise<void> {
     throw new Error(
       `The outbox suites need Redis at ${REDIS_URL} (${(error as Error).message}), and redis-server on the PATH. ` +
         'Start it, set REDIS_URL, or run `bash .ci/run`, which installs and starts it.',
+      { cause: error },
     );
   } finally {
     redis.disconnect();
@@ -28,6 +29,7 @@ async function ensurePostgres(): Promise<void> {
     throw new Error(
       `The tests need PostgreSQL at ${DATABASE_URL} (${(error as Error).message}). ` +
         'Start it, set DATABASE_URL, or run `bash .ci/run`, which installs and starts it.',
+      { cause: error },
     );
   } finally {
     await client.end().catch(() => undefined);

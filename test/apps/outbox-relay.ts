@@ -7,11 +7,12 @@ import { DataSource } from 'typeorm';
 import { OutboxRelay } from 'nestjs-idempotency';
 
 class CrashingRelay extends OutboxRelay {
-  protected override async afterSend(jobIds: string[]): Promise<void> {
+  protected override afterSend(jobIds: string[]): Promise<void> {
     if (process.env.KILL_AFTER_SEND === '1') {
       process.stdout.write(`sent ${jobIds.length}\n`);
       process.kill(process.pid, 'SIGKILL');
     }
+    return Promise.resolve();
   }
 }
 

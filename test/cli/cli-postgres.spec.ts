@@ -14,6 +14,14 @@ import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database
 
 const DAY = 86_400_000;
 
+/** `stats --json`, as far as these checks read it. */
+interface StatsJson {
+  states: Record<string, number>;
+  scopeCount: number;
+  scopes: unknown[];
+  oldestStuck: unknown[];
+}
+
 /** A DataSource on `schema` with the tables made by the library's migrations, as an app has it. */
 async function openStore(schema: string): Promise<{ dataSource: DataSource; store: TypeOrmIdempotencyStore }> {
   const dataSource = new DataSource({ type: 'postgres', url: DATABASE_URL, schema, migrations: [...idempotencyMigrations], migrationsRun: true, logging: false });
@@ -152,7 +160,7 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
 
     it('tells a live claim from a stuck one', async () => {
       const run = await cli('inspect', running, '--json');
-      expect(JSON.parse(run.stdout).records[0]).toMatchObject({ scope: 'run', state: 'in_flight', stuck: false, leaseExpired: false });
+      expect((JSON.parse(run.stdout) as { records: unknown[] }).records[0]).toMatchObject({ scope: 'run', state: 'in_flight', stuck: false, leaseExpired: false });
     });
 
     it('exits with 1 and says so when no live record has the key (an expired one counts as absent)', async () => {
@@ -164,7 +172,7 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
       }
       const json = await cli('inspect', `missing-${order}`, '--json');
       expect(json.code).toBe(1);
-      expect(JSON.parse(json.stdout).records).toEqual([]);
+      expect((JSON.parse(json.stdout) as { records: unknown[] }).records).toEqual([]);
     });
 
     it('shows at most --limit records and says more were left out', async () => {
@@ -177,7 +185,7 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
   it('stats counts by state and scope and lists the stuck claims', async () => {
     const json = await cli('stats', '--json');
     expect(json.code).toBe(0);
-    const stats = JSON.parse(json.stdout);
+    const stats = JSON.parse(json.stdout) as StatsJson;
     expect(stats.states).toEqual({ inFlight: 1, stuck: 1, completed: 2, expired: 3 });
     expect(stats.scopeCount).toBe(4);
     expect(stats.scopes).toEqual(
@@ -241,7 +249,7 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
       expect(inspect.code).toBe(0);
       expect(inspect.stdout).toMatch(/^state\s+completed/m);
       expect((await run('inspect', 'partitioned-1', '--scope', 'POST /orders')).stdout).toMatch(/^scope\s+POST \/orders$/m);
-      expect(JSON.parse((await run('stats', '--json')).stdout).states).toMatchObject({ completed: 1 });
+      expect((JSON.parse((await run('stats', '--json')).stdout) as StatsJson).states).toMatchObject({ completed: 1 });
       // Without the flag, the plain table of the same schema holds nothing.
       expect((await runBuiltCli(['inspect', 'partitioned-1', '--schema', own], { DATABASE_URL })).code).toBe(1);
 

@@ -7,6 +7,14 @@ import { dropPrefix, REDIS_URL, uniquePrefix } from '../support/redis';
 
 const MINUTE = 60_000;
 
+/** `stats --json`, as far as these checks read it. */
+interface StatsJson {
+  states: Record<string, number>;
+  scopeCount: number;
+  scopes: unknown[];
+  oldestStuck: unknown[];
+}
+
 interface HashRecord {
   state: 'in_flight' | 'completed';
   attempts: number;
@@ -92,7 +100,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
 
     const json = await cli('inspect', order, '--scope', 'POST /orders', '--json', '--body');
     expect(json.code).toBe(0);
-    const { records, source } = JSON.parse(json.stdout);
+    const { records, source } = JSON.parse(json.stdout) as { records: unknown[]; source: string };
     expect(source).toBe(`Redis at ${REDIS_URL} (prefix ${prefix})`);
     expect(records).toEqual([
       {
@@ -132,7 +140,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
   it('stats counts the records of the prefix by state and scope', async () => {
     const run = await cli('stats', '--json');
     expect(run.code).toBe(0);
-    const stats = JSON.parse(run.stdout);
+    const stats = JSON.parse(run.stdout) as StatsJson;
     expect(stats.states).toEqual({ inFlight: 1, stuck: 1, completed: 2, expired: 0 });
     expect(stats.scopeCount).toBe(4);
     expect(stats.oldestStuck).toEqual([

@@ -18,7 +18,7 @@ describe('a database whose default isolation is REPEATABLE READ', () => {
   });
 
   it('uses the stricter default for the app', async () => {
-    const [row] = await t.dataSource.query(`SHOW default_transaction_isolation`);
+    const [row] = await t.dataSource.query<Array<{ default_transaction_isolation: string }>>(`SHOW default_transaction_isolation`);
     expect(row.default_transaction_isolation).toBe('repeatable read');
     expect(await sql(`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
   });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type MetricObjectWithValues, type MetricValue, register, Registry } from 'prom-client';
+import { register, Registry } from 'prom-client';
 import { createSchema, dropSchema } from '../support/database';
 import { startApp, type TestApp } from '../support/harness';
 import { send } from '../support/http';
@@ -16,7 +16,7 @@ describe('Prometheus metrics', () => {
 
   /** The value of a metric's series with these labels (`suffix` picks a histogram's `_count` or `_sum`). */
   const value = async (registry: Registry, name: string, labels: Record<string, string>, suffix = ''): Promise<number | undefined> => {
-    const metric = (await registry.getMetricsAsJSON()).find((found) => found.name === name) as MetricObjectWithValues<MetricValue<string>> | undefined;
+    const metric = (await registry.getMetricsAsJSON()).find((found) => found.name === name);
     const series = metric?.values.find(
       (entry) =>
         (entry as { metricName?: string }).metricName === (suffix ? `${name}${suffix}` : undefined) &&

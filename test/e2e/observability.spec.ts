@@ -10,6 +10,9 @@ import { TcpProxy } from '../support/tcp-proxy';
 import { stripeDelivery } from '../support/webhook-signing';
 import { ResourceState, SECRETS, WebhooksController } from '../support/webhooks.controller';
 
+/** `expect.any()` is typed `any`; as `unknown` it fits the expected objects without unsafe assignments. */
+const anyNumber: unknown = expect.any(Number);
+
 /** Every line the app logs, level first, with its arguments as they were given (stack, context). */
 class CapturedLogs implements LoggerService {
   readonly lines: string[] = [];
@@ -77,8 +80,8 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
     expect((await send(t.url, '/t/basic', { key, body })).headers.get('idempotent-replayed')).toBe('true');
     const keyHash = idempotencyKeyHash('POST /t/basic', key);
     expect(published('POST /t/basic', key)).toEqual([
-      { outcome: 'claimed', route: 'POST /t/basic', keyHash, attempt: 1, status: 201, addedMs: expect.any(Number) },
-      { outcome: 'replayed', route: 'POST /t/basic', keyHash, status: 201, addedMs: expect.any(Number) },
+      { outcome: 'claimed', route: 'POST /t/basic', keyHash, attempt: 1, status: 201, addedMs: anyNumber },
+      { outcome: 'replayed', route: 'POST /t/basic', keyHash, status: 201, addedMs: anyNumber },
     ]);
     expect(keyHash).toMatch(/^[0-9a-f]{16}$/);
     expect(logs.lines).toEqual(
@@ -97,7 +100,7 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
     expect((await send(t.url, '/t/basic', { key, body })).status).toBe(409);
     await first;
     expect(outcomes('POST /t/basic', key)).toEqual(['rejected-in-flight', 'claimed']);
-    expect(one('POST /t/basic', key, 'rejected-in-flight')).toMatchObject({ status: 409, addedMs: expect.any(Number) });
+    expect(one('POST /t/basic', key, 'rejected-in-flight')).toMatchObject({ status: 409, addedMs: anyNumber });
   });
 
   it.each([
@@ -132,7 +135,7 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
     const body = { label: secret() };
     expect((await send(t.url, '/t/crash', { key, body })).status).toBe(500);
     expect((await send(t.url, '/t/status', { key, body: { ...body, status: 503 } })).status).toBe(503);
-    expect(published('POST /t/crash', key)).toEqual([expect.objectContaining({ outcome: 'released', attempt: 1, status: 500, addedMs: expect.any(Number) })]);
+    expect(published('POST /t/crash', key)).toEqual([expect.objectContaining({ outcome: 'released', attempt: 1, status: 500, addedMs: anyNumber })]);
     expect(published('POST /t/status', key)).toEqual([expect.objectContaining({ outcome: 'released', status: 503 })]);
   });
 
@@ -177,7 +180,7 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
     expect(published('POST /t/lease-any', key)).toEqual([
       expect.objectContaining({ outcome: 'lease-taken-over', attempt: 2 }),
       expect.objectContaining({ outcome: 'claimed', attempt: 2, status: 201 }),
-      expect.objectContaining({ outcome: 'completion-fenced', attempt: 1, status: 201, addedMs: expect.any(Number) }),
+      expect.objectContaining({ outcome: 'completion-fenced', attempt: 1, status: 201, addedMs: anyNumber }),
     ]);
     const keyHash = idempotencyKeyHash('POST /t/lease-any', key);
     expect(logs.lines).toEqual(
@@ -196,7 +199,7 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
     } finally {
       await proxy.start();
     }
-    expect(published('POST /t/basic', key)).toEqual([expect.objectContaining({ outcome: 'store-unavailable', status: 503, addedMs: expect.any(Number) })]);
+    expect(published('POST /t/basic', key)).toEqual([expect.objectContaining({ outcome: 'store-unavailable', status: 503, addedMs: anyNumber })]);
     expect(logs.lines).toContainEqual(
       expect.stringMatching(new RegExp(`^error POST /t/basic key ${idempotencyKeyHash('POST /t/basic', key)}: idempotency store unavailable: .+`)),
     );

@@ -77,7 +77,7 @@ describe('encryption at rest over the PostgreSQL store', () => {
     await expect(store.find(other.scope, other.key)).rejects.toThrow(IdempotencyDecryptionError);
   });
 
-  it('is transactional exactly when the store is, and keeps the transactional claim whole', async () => {
+  it('is transactional exactly when the store is, and keeps the transactional claim whole', () => {
     const store = withEncryptionAtRest(plain, { keys });
     expect(typeof (store as Partial<typeof plain>).claimInTransaction).toBe('function');
     expect((store as typeof plain).manager).toBe(plain.manager);

@@ -40,6 +40,6 @@ describe('prepared statements', () => {
     const store = new TypeOrmIdempotencyStore(dataSource, { preparedStatements: false });
     await dataSource.query('DEALLOCATE ALL');
     expect((await claim(store)).status).toBe('claimed');
-    expect((await dataSource.query(`SELECT count(*)::int AS n FROM pg_prepared_statements`))[0].n).toBe(0);
+    expect((await dataSource.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM pg_prepared_statements`))[0].n).toBe(0);
   });
 });

@@ -30,7 +30,7 @@ async function postgresStore(options: { preparedStatements?: boolean } = {}, wra
   }).initialize();
   return {
     store: wrap(new TypeOrmIdempotencyStore(dataSource, options)),
-    countRecords: async () => Number((await dataSource.query(`SELECT count(*)::int AS n FROM "${schema}".idempotency_records`))[0].n),
+    countRecords: async () => Number((await dataSource.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM "${schema}".idempotency_records`))[0].n),
     close: async () => {
       await dataSource.destroy();
       await dropSchema(schema);
@@ -69,17 +69,17 @@ async function partitionedStore() {
 
 testIdempotencyStore('PostgreSQL, time-partitioned (PartitionedTypeOrmIdempotencyStore)', () => partitionedStore());
 
-async function redisStore(wrap = (store: IdempotencyStore) => store, options: { stringNumbers?: boolean; enableAutoPipelining?: boolean } = {}) {
+function redisStore(wrap = (store: IdempotencyStore) => store, options: { stringNumbers?: boolean; enableAutoPipelining?: boolean } = {}) {
   const client = new IORedis(REDIS_URL, options);
   const prefix = `${uniquePrefix('contract')}:`;
-  return {
+  return Promise.resolve({
     store: wrap(new RedisIdempotencyStore(client, { prefix })),
     close: async () => {
       const keys = await client.keys(`${prefix}*`);
       if (keys.length > 0) await client.del(...keys);
       await client.quit();
     },
-  };
+  });
 }
 
 testIdempotencyStore('Redis (RedisIdempotencyStore)', () => redisStore());

@@ -3,6 +3,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
 import request from 'supertest';
 import { IdempotencyModule, idempotencyEntities } from 'nestjs-idempotency';
 import { createSchema, DATABASE_URL, dropSchema } from '../support/database';
@@ -39,13 +40,14 @@ describe('Nest testing utilities', () => {
 
   it('replays through supertest on Express (synchronize: true)', async () => {
     const app = await build(false);
+    const server = app.getHttpServer() as Server;
     const key = randomUUID();
-    const first = await request(app.getHttpServer()).post('/t/basic').set('Idempotency-Key', key).send({ label: key });
-    const second = await request(app.getHttpServer()).post('/t/basic').set('Idempotency-Key', key).send({ label: key });
+    const first = await request(server).post('/t/basic').set('Idempotency-Key', key).send({ label: key });
+    const second = await request(server).post('/t/basic').set('Idempotency-Key', key).send({ label: key });
     expect(first.status).toBe(201);
     expect(second.headers['idempotent-replayed']).toBe('true');
     expect(second.text).toBe(first.text);
-    const missing = await request(app.getHttpServer()).post('/t/basic').send({ label: key });
+    const missing = await request(server).post('/t/basic').send({ label: key });
     expect(missing.status).toBe(400);
     expect(missing.headers['content-type']).toMatch(/^application\/problem\+json/);
   });

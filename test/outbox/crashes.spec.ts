@@ -57,10 +57,10 @@ describe('the outbox across crashes', () => {
     await exited(crashing);
     expect(crashing.output()).toContain('sent 20');
     expect(countBy(await rows(), (row) => `${row.sent}:${row.sends}`)).toEqual({ 'false:0': 20 });
-    await eventually('the first sends ran', async () => runs >= 20);
+    await eventually('the first sends ran', () => Promise.resolve(runs >= 20));
 
     await child('outbox-relay', {});
-    await eventually('the batch was sent again and ran again', async () => runs >= 40);
+    await eventually('the batch was sent again and ran again', () => Promise.resolve(runs >= 40));
     expect(new Set(await effectCounts(labels, 'fulfil'))).toEqual(new Set([1]));
     expect(countBy(await rows(), (row) => `${row.sent}:${row.sends}:${row.processed}`)).toEqual({ 'true:1:true': 20 });
   });
@@ -79,7 +79,7 @@ describe('the outbox across crashes', () => {
     workers.push(worker);
     const completed: string[] = [];
     worker.on('completed', (job) => completed.push(job.id!));
-    await eventually('every job completed, the stalled one included', async () => completed.includes(killedAfter!) && completed.length >= labels.length, 30_000);
+    await eventually('every job completed, the stalled one included', () => Promise.resolve(completed.includes(killedAfter!) && completed.length >= labels.length), 30_000);
     expect(new Set(await effectCounts(labels, 'fulfil'))).toEqual(new Set([1]));
   }, 60_000);
 

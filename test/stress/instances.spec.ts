@@ -13,7 +13,7 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
   const KEYS = scaled(20, 100);
   const DELIVERIES = scaled(200, 1000);
   let schema: string;
-  let apps: ChildApp[] = [];
+  const apps: ChildApp[] = [];
 
   const start = () => startChildApp('stress-app', { SCHEMA: schema, HANDLER_MS: '20', QUIET: '1' });
   const alive = () => apps.filter((app) => app.process.exitCode === null && app.process.signalCode === null);

@@ -18,7 +18,7 @@ describe(`four instances on the Redis store${FULL ? '' : ' (scaled down; npm run
   const prefix = `${uniquePrefix('stress_redis')}:`;
   let schema: string;
   let redis: IORedis;
-  let apps: ChildApp[] = [];
+  const apps: ChildApp[] = [];
 
   const start = () => startChildApp('stress-app', { SCHEMA: schema, HANDLER_MS: '20', QUIET: '1', STORE: 'redis', REDIS_URL, KEY_PREFIX: prefix });
   const alive = () => apps.filter((app) => app.process.exitCode === null && app.process.signalCode === null);

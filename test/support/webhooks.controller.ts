@@ -108,10 +108,7 @@ function providerController(provider: WebhookProvider, key: Parameters<typeof Id
       secret: secrets,
       url: (req: { url: string }) => `${PUBLIC_URL}${req.url}`,
       // PayPal's certificate, as if fetched from PayPal; any other URL fails like an unreachable host.
-      certificate: async (url) => {
-        if (url !== PAYPAL_CERT_URL) throw new Error(`no certificate at ${url}`);
-        return PAYPAL.certificate;
-      },
+      certificate: (url) => (url === PAYPAL_CERT_URL ? Promise.resolve(PAYPAL.certificate) : Promise.reject(new Error(`no certificate at ${url}`))),
     })
     @Idempotent(key)
     async handle(@Body() body: DeliveryBody) {

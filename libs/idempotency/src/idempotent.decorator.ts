@@ -16,6 +16,6 @@ import { assertKeySource } from './keys/key-source';
 export function Idempotent<TRequest = IdempotencyRequest>(options: IdempotentOptions<TRequest> = {}): ClassDecorator & MethodDecorator {
   // The rest (durations, and what depends on the module's defaults) is checked at start, with the route named.
   const where = '@Idempotent()';
-  if (options.key !== undefined) assertKeySource(options.key as IdempotentOptions['key'] & object, where);
+  if (options.key !== undefined) assertKeySource(options.key, where);
   return SetMetadata(IDEMPOTENT_OPTIONS, options);
 }

@@ -15,14 +15,12 @@ function io(env: Record<string, string> = { DATABASE_URL: 'postgres://app:secret
   return { out, streams };
 }
 
-function source(records: IdempotencyRecordView[]): RecordSource {
-  return {
-    description: 'PostgreSQL at test',
-    find: jest.fn(async () => ({ now: NOW, records, truncated: false })),
-    stats: jest.fn(),
-    purge: jest.fn(),
-    close: jest.fn(async () => undefined),
-  };
+/** The source, and its `find` and `close` mocks apart to check the calls on them. */
+function source(records: IdempotencyRecordView[]) {
+  const find = jest.fn(() => Promise.resolve({ now: NOW, records, truncated: false }));
+  const close = jest.fn(() => Promise.resolve());
+  const opened: RecordSource = { description: 'PostgreSQL at test', find, stats: jest.fn(), purge: jest.fn(), close };
+  return { opened, find, close };
 }
 
 const stuck: IdempotencyRecordView = {
@@ -42,12 +40,12 @@ const stuck: IdempotencyRecordView = {
 describe('runCli', () => {
   it('inspects through the source it opens, and closes it', async () => {
     const { out, streams } = io();
-    const records = source([stuck]);
-    const open = jest.fn(async () => records);
+    const { opened, find, close } = source([stuck]);
+    const open = jest.fn(() => Promise.resolve(opened));
     expect(await runCli(['inspect', 'welcome-42', '--scope', 'job:mail'], streams, open)).toBe(0);
     expect(open).toHaveBeenCalledWith({ kind: 'postgres', url: 'postgres://app:secret@db:5432/shop', schema: undefined });
-    expect(records.find).toHaveBeenCalledWith('welcome-42', { scope: 'job:mail', limit: 50 });
-    expect(records.close).toHaveBeenCalled();
+    expect(find).toHaveBeenCalledWith('welcome-42', { scope: 'job:mail', limit: 50 });
+    expect(close).toHaveBeenCalled();
     expect(out.stdout).toBe(
       [
         'scope        job:mail',
@@ -69,10 +67,10 @@ describe('runCli', () => {
 
   it('exits with 1 and a message when nothing is found, and closes the source', async () => {
     const { out, streams } = io();
-    const records = source([]);
-    expect(await runCli(['inspect', 'nope'], streams, async () => records)).toBe(1);
+    const { opened, close } = source([]);
+    expect(await runCli(['inspect', 'nope'], streams, () => Promise.resolve(opened))).toBe(1);
     expect(out.stderr).toBe('nestjs-idempotency: No live record with key "nope" in any scope (PostgreSQL at test). An expired record counts as absent.\n');
-    expect(records.close).toHaveBeenCalled();
+    expect(close).toHaveBeenCalled();
   });
 
   it('exits with 2 on bad usage before connecting', async () => {

@@ -99,7 +99,7 @@ function parse(argv: string[]): Parsed {
     throw error;
   }
   const [name, ...rest] = parsed.positionals;
-  const options = parsed.values as ParsedOptions;
+  const options = parsed.values;
   if (name === undefined) return { args: [], options, help: options.help ?? false };
   // `help <command>` as well as `<command> --help`.
   if (name === 'help') return { command: rest[0] === undefined ? undefined : find(rest[0]), args: [], options, help: true };

@@ -31,8 +31,10 @@ describe('IdempotencyMetrics.start', () => {
       jest.doMock('prom-client', () => {
         throw Object.assign(new Error("Cannot find module 'prom-client'"), { code: 'MODULE_NOT_FOUND' });
       });
-      // This registry's own copies, which see the mock.
+      // This registry's own copies, which see the mock: required here, where an import would be hoisted out.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- must load inside the isolated registry
       const { IdempotencyMetrics: Isolated } = require('./idempotency-metrics') as typeof import('./idempotency-metrics');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- must load inside the isolated registry
       const { IdempotencyConfigurationError: IsolatedError } = require('../errors/configuration.errors') as typeof import('../errors/configuration.errors');
       const start = Isolated.start(true, {});
       await expect(start).rejects.toBeInstanceOf(IsolatedError);

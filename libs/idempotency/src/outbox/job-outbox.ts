@@ -75,13 +75,13 @@ export class JobOutbox implements OnModuleDestroy {
       );
     }
     assertJob(job);
-    const [row] = (await manager.query(
+    const [row] = await manager.query<Array<{ job_id: string }>>(
       `INSERT INTO ${this.table} (queue, name, data, options, job_id)
        VALUES ($1, $2, $3::jsonb, $4::jsonb, COALESCE($5, 'outbox-' || gen_random_uuid()))
        ON CONFLICT (job_id) DO NOTHING
        RETURNING job_id`,
       [job.queue, job.name, JSON.stringify(job.data ?? null), JSON.stringify(job.options ?? {}), job.jobId ?? null],
-    )) as Array<{ job_id: string }>;
+    );
     this.enqueued.add(runner);
     return row?.job_id ?? (job.jobId as string);
   }

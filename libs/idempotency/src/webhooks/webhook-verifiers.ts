@@ -28,6 +28,11 @@ const refuse = (detail: string): never => {
   throw new WebhookSignatureInvalidException(detail);
 };
 
+/** A verifier from a check that needs no I/O: what the check throws rejects the promise, as the type says. */
+function synchronous(check: (delivery: SignedDelivery) => void): WebhookVerifier {
+  return (delivery) => new Promise<void>((resolve) => resolve(check(delivery)));
+}
+
 function header(delivery: SignedDelivery, name: string): string {
   const value = delivery.headers[name];
   const text = Array.isArray(value) ? value[0] : value;
@@ -95,7 +100,7 @@ const stripe: WebhookVerifier = async (delivery) => {
 };
 
 interface OctokitWebhooksMethods {
-  verifyWithFallback(secret: string, payload: string, signature: string, additional: string[] | undefined): Promise<boolean>;
+  verifyWithFallback: (secret: string, payload: string, signature: string, additional: string[] | undefined) => Promise<boolean>;
 }
 
 /** GitHub's check, by `@octokit/webhooks-methods`: `X-Hub-Signature-256` over the UTF-8 payload. */
@@ -146,15 +151,15 @@ function standardWebhooks(prefix: 'webhook' | 'svix'): WebhookVerifier {
 }
 
 /** Shopify: `X-Shopify-Hmac-Sha256`, base64 HMAC-SHA256 of the body. Shopify signs no timestamp. */
-const shopify: WebhookVerifier = async (delivery) => {
+const shopify = synchronous((delivery) => {
   const received = Buffer.from(header(delivery, 'x-shopify-hmac-sha256'), 'base64');
   if (!anyMatches(delivery, [received], (secret) => hmac('sha256', secret, delivery.rawBody))) {
     refuse('The X-Shopify-Hmac-Sha256 signature does not match.');
   }
-};
+});
 
 /** Paddle Billing: `Paddle-Signature: ts=...;h1=...` (an `h1` per secret while one rotates), HMAC of `ts:body`. */
-const paddle: WebhookVerifier = async (delivery) => {
+const paddle = synchronous((delivery) => {
   const parts = header(delivery, 'paddle-signature').split(';').map((part) => part.split('=', 2) as [string, string | undefined]);
   const ts = parts.find(([name]) => name === 'ts')?.[1];
   const signatures = parts.filter(([name, value]) => name === 'h1' && value).map(([, value]) => Buffer.from(value!, 'hex'));
@@ -163,10 +168,10 @@ const paddle: WebhookVerifier = async (delivery) => {
   if (!anyMatches(delivery, signatures, (secret) => hmac('sha256', secret, `${ts}:`, delivery.rawBody))) {
     refuse('The Paddle-Signature signature does not match.');
   }
-};
+});
 
 /** Slack: `X-Slack-Signature: v0=<hex>` over `v0:<X-Slack-Request-Timestamp>:<body>`. */
-const slack: WebhookVerifier = async (delivery) => {
+const slack = synchronous((delivery) => {
   const timestamp = header(delivery, 'x-slack-request-timestamp');
   const [version, hex] = header(delivery, 'x-slack-signature').split('=', 2);
   if (version !== 'v0' || !hex) refuse('The X-Slack-Signature header is not a v0 signature.');
@@ -174,31 +179,31 @@ const slack: WebhookVerifier = async (delivery) => {
   if (!anyMatches(delivery, [Buffer.from(hex, 'hex')], (secret) => hmac('sha256', secret, `v0:${timestamp}:`, delivery.rawBody))) {
     refuse('The X-Slack-Signature signature does not match.');
   }
-};
+});
 
 /** Square: `X-Square-HmacSha256-Signature`, base64 HMAC-SHA256 of the notification URL and the body. */
-const square: WebhookVerifier = async (delivery) => {
+const square = synchronous((delivery) => {
   const received = Buffer.from(header(delivery, 'x-square-hmacsha256-signature'), 'base64');
   const url = requireUrl(delivery, 'square');
   if (!anyMatches(delivery, [received], (secret) => hmac('sha256', secret, url, delivery.rawBody))) {
     refuse('The X-Square-HmacSha256-Signature signature does not match.');
   }
-};
+});
 
 /** GitLab: `X-Gitlab-Token` is the secret token itself, compared in constant time. */
-const gitlab: WebhookVerifier = async (delivery) => {
+const gitlab = synchronous((delivery) => {
   // Digests of equal length, so that the comparison's time says nothing about the token's length.
   const received = createHash('sha256').update(header(delivery, 'x-gitlab-token')).digest();
   if (!anyMatches(delivery, [received], (secret) => createHash('sha256').update(secret).digest())) {
     refuse('The X-Gitlab-Token does not match.');
   }
-};
+});
 
 /**
  * Twilio: `X-Twilio-Signature`, base64 HMAC-SHA1 (keyed by the auth token) of the URL followed by the
  * form fields sorted by name; JSON bodies are signed through the URL's `bodySHA256` parameter instead.
  */
-const twilio: WebhookVerifier = async (delivery) => {
+const twilio = synchronous((delivery) => {
   const received = Buffer.from(header(delivery, 'x-twilio-signature'), 'base64');
   const url = requireUrl(delivery, 'twilio');
   let bodyHash: string | null;
@@ -221,17 +226,17 @@ const twilio: WebhookVerifier = async (delivery) => {
   if (!anyMatches(delivery, [received], (secret) => hmac('sha1', secret, signed))) {
     refuse('The X-Twilio-Signature signature does not match.');
   }
-};
+});
 
 /** Linear: `Linear-Signature`, hex HMAC-SHA256 of the body; the body's `webhookTimestamp` (ms) must be recent. */
-const linear: WebhookVerifier = async (delivery) => {
+const linear = synchronous((delivery) => {
   const received = Buffer.from(header(delivery, 'linear-signature'), 'hex');
   if (!anyMatches(delivery, [received], (secret) => hmac('sha256', secret, delivery.rawBody))) {
     refuse('The Linear-Signature signature does not match.');
   }
   const timestamp = (delivery.body as { webhookTimestamp?: unknown } | null | undefined)?.webhookTimestamp;
   assertFresh(delivery, Number(timestamp) / 1000);
-};
+});
 
 const PAYPAL_CERTIFICATE_HOSTS = /^api(-m)?(\.sandbox)?\.paypal\.com$/;
 const certificates = new Map<string, Promise<KeyObject>>();

@@ -105,8 +105,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   /** Redis deletes a record when its key expires, which is when the record does. */
-  async purgeExpired(): Promise<number> {
-    return 0;
+  purgeExpired(): Promise<number> {
+    return Promise.resolve(0);
   }
 
   private async read(scope: string, key: string): Promise<{ record: IdempotencyRecordView; expiresInMs: number } | undefined> {
