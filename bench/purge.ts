@@ -25,7 +25,6 @@ import { Client } from 'pg';
 import {
   CreatePartitionedIdempotencyRecords1763900000010,
   IDEMPOTENCY_STORE,
-  IDEMPOTENCY_DEFAULTS,
   IdempotencyModule,
   IdempotencyService,
   idempotencyMigrations,
@@ -39,7 +38,7 @@ const BODY_BYTES = Number(process.env.PURGE_BODY_BYTES ?? 200);
 const CLAIM_RATE = Number(process.env.PURGE_CLAIM_RATE ?? 200);
 const CLAIMERS = Number(process.env.PURGE_CLAIMERS ?? 4);
 const BASELINE_SECONDS = Number(process.env.PURGE_BASELINE ?? 10);
-const BATCH = Number(process.env.PURGE_BATCH ?? IDEMPOTENCY_DEFAULTS.purgeBatchSize);
+const BATCH = Number(process.env.PURGE_BATCH ?? 1000) // the default purgeBatchSize;
 const PARTITIONED = process.env.PURGE_STORE === 'partitioned';
 /** Partitioned: expired records in the partition of yesterday, beside live ones, which keep it from being dropped. */
 const KEPT = PARTITIONED ? Number(process.env.PURGE_KEPT ?? 1000) : 0;

@@ -1,14 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import {
-  CreatePartitionedIdempotencyRecords1763900000010,
-  IDEMPOTENCY_PARTITIONED_TABLE,
-  idempotencyKeyHash,
-  idempotencyMigrations,
-  PartitionedTypeOrmIdempotencyStore,
-  TypeOrmIdempotencyStore,
-  withEncryptionAtRest,
-} from 'nestjs-idempotency';
+import { CreatePartitionedIdempotencyRecords1763900000010, idempotencyKeyHash, idempotencyMigrations, PartitionedTypeOrmIdempotencyStore, TypeOrmIdempotencyStore, withEncryptionAtRest } from 'nestjs-idempotency';
+import { IDEMPOTENCY_PARTITIONED_TABLE } from '../../libs/idempotency/src/storage/postgres/partitioning.options';
 import { runBuiltCli } from '../support/cli';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 

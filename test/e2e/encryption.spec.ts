@@ -1,6 +1,8 @@
 import type { LoggerService } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { EncryptionKey, EncryptionOptions } from 'nestjs-idempotency';
+import type { EncryptionOptions } from 'nestjs-idempotency';
+
+type EncryptionKey = EncryptionOptions['keys'][number];
 import { createSchema, dropSchema, sql } from '../support/database';
 import { PLATFORMS, startApp, type TestApp } from '../support/harness';
 import { type Reply, send } from '../support/http';

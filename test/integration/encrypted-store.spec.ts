@@ -1,14 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import {
-  type ClaimRequest,
-  IdempotencyDecryptionError,
-  type IdempotencyStore,
-  idempotencyMigrations,
-  type StoredResponse,
-  TypeOrmIdempotencyStore,
-  withEncryptionAtRest,
-} from 'nestjs-idempotency';
+import { type IdempotencyStore, idempotencyMigrations, type StoredResponse, TypeOrmIdempotencyStore, withEncryptionAtRest } from 'nestjs-idempotency';
+import { type ClaimRequest } from 'nestjs-idempotency/testing';
+import { IdempotencyDecryptionError } from '../../libs/idempotency/src/errors/decryption.errors';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 
 /** The encrypting decorator over the real PostgreSQL store, without HTTP in between. */

@@ -5,16 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import {
-  CreatePartitionedIdempotencyRecords1763900000010,
-  IdempotencyConfigurationError,
-  IdempotencyModule,
-  IdempotencyService,
-  idempotencyMigrations,
-  PartitionedTypeOrmIdempotencyStore,
-  type ClaimOutcome,
-  type ClaimRequest,
-} from 'nestjs-idempotency';
+import { CreatePartitionedIdempotencyRecords1763900000010, IdempotencyConfigurationError, IdempotencyModule, IdempotencyService, idempotencyMigrations, PartitionedTypeOrmIdempotencyStore } from 'nestjs-idempotency';
+import { type ClaimOutcome, type ClaimRequest } from 'nestjs-idempotency/testing';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 
 const DAY = 86_400_000;

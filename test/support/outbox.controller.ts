@@ -2,7 +2,8 @@ import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Worker } from 'bullmq';
 import { DataSource, type EntityManager } from 'typeorm';
-import { Idempotent, IdempotencyService, IdempotentTransaction, JobOutbox, type RedisConnectionOptions } from 'nestjs-idempotency';
+import { Idempotent, IdempotencyService, IdempotentTransaction, JobOutbox } from 'nestjs-idempotency';
+import { type RedisConnectionOptions } from '../../libs/idempotency/src/outbox/outbox.options';
 import { Effect } from './effects.controller';
 
 export const FULFILMENT_QUEUE = 'fulfilment';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
 import { type IdempotencyRequest, requestTarget } from './idempotency-request';
-import type { FingerprintFunction } from './idempotency.options';
+import type { FingerprintFunction } from './route-functions';
 import { type Awaitable, callRequestFunction, type RequestFunctionBound } from './keys/request-function';
 
 // Deterministic: object keys sorted, so `{a,b}` and `{b,a}` are the same request. Circular values

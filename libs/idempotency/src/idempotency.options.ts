@@ -1,8 +1,8 @@
 import type { Duration } from './duration';
 import type { IdempotencyRequest } from './idempotency-request';
 import type { KeySource } from './keys/key-source';
-import type { RoutePlan } from './plan/route-plan';
-import type { VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
+import type { EventOrder, FingerprintFunction, InFlightPolicy, ScopeFunction } from './route-functions';
+import type { VerifyWebhookOptions } from './webhooks/verify-webhook.options';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
 import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
 import type { IdempotencyStore } from './storage/idempotency-store';
@@ -11,28 +11,7 @@ import type { IdempotencyMetricsOptions } from './observability/idempotency-metr
 import type { EncryptionOptions } from './storage/encryption/response-encryption';
 import type { PartitioningOptions } from './storage/postgres/partitioning.options';
 
-/** What a duplicate gets while the first request with its key is still running. */
-export type InFlightPolicy = 'reject' | 'wait';
-
-/** Adds a tenant or principal to the route's scope, or a promise of it; `undefined` adds nothing. */
-export type ScopeFunction<TRequest = IdempotencyRequest> = (
-  request: TRequest,
-) => string | number | undefined | null | PromiseLike<string | number | undefined | null>;
-
-/** Replaces the default fingerprint (method, route path and canonical body); may return a promise. */
-export type FingerprintFunction<TRequest = IdempotencyRequest> = (request: TRequest) => string | PromiseLike<string>;
-
-/** A version of a resource: a number, a bigint, a `Date`, or a string holding a number or an ISO-8601 time. */
-export type EventVersion = number | bigint | string | Date;
-
-/**
- * Which resource an event changes, and how new the state it carries is. `undefined` from either
- * function leaves the event unordered (it runs like any other).
- */
-export interface EventOrder<TRequest = IdempotencyRequest> {
-  resource: (request: TRequest) => string | number | undefined | null;
-  version: (request: TRequest) => EventVersion | undefined | null;
-}
+export type { EventOrder, EventVersion, FingerprintFunction, InFlightPolicy, ScopeFunction } from './route-functions';
 
 /**
  * Options of one idempotent route. Given to `IdempotencyModule.forRoot()` they are the defaults;
@@ -154,7 +133,6 @@ export interface RedisStoreOptions {
 }
 
 /** The route options after defaults, in milliseconds: the route's plan, built at start. */
-export type ResolvedRouteOptions = RoutePlan;
 
 const NOT_STORED_4XX = new Set([408, 409, 425, 429]);
 

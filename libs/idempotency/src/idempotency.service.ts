@@ -5,24 +5,16 @@ import { ClaimCoordinator } from './claim/claim-coordinator';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
-import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions, type IdempotentOptions, type InFlightPolicy } from './idempotency.options';
+import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions } from './idempotency.options';
 import type { IdempotencyRecordView } from './storage/idempotency-store';
 import { JobOutbox } from './outbox/job-outbox';
 import { RoutePlans } from './plan/route-plans';
-import { resolveRunPlan } from './plan/run-plan';
+import { resolveRunPlan, type RunOptions } from './plan/run-plan';
 
 /** The scope of `run()` and `find()` when none is given. */
 export const DEFAULT_RUN_SCOPE = 'run';
 
-/** Options of {@link IdempotencyService.run}; unset ones come from `forRoot()`. */
-export interface RunOptions extends Pick<IdempotentOptions, 'ttl' | 'lease' | 'maxLease' | 'waitTimeout' | 'transaction'> {
-  /** Namespace of the key, e.g. the queue or job name. Default `'run'`. */
-  scope?: string;
-  /** Identifies the work (a hash of the job's payload, say): a repeat with another one is refused. */
-  fingerprint?: string;
-  /** Default `'wait'`: a concurrent caller waits for the first result. */
-  onInFlight?: InFlightPolicy;
-}
+export type { RunOptions } from './plan/run-plan';
 
 /**
  * Idempotency outside HTTP: queue consumers, cron jobs, batch items.

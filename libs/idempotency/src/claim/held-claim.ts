@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import type { InFlightPolicy } from '../idempotency.options';
+import type { InFlightPolicy } from '../route-functions';
 import type { ClaimOutcome, ClaimRequest, StoredResponse, VersionOutcome } from '../storage/idempotency-store';
 
 /**

@@ -1,4 +1,4 @@
-import type { ScopeFunction } from '../idempotency.options';
+import type { ScopeFunction } from '../route-functions';
 import { assertRecordText, textOf } from './key-text';
 import type { ProviderPresetName } from './provider-presets';
 import { type Awaitable, callRequestFunction, isPromiseLike, type RequestFunctionBound } from './request-function';

@@ -1,5 +1,5 @@
 import { EventVersionInvalidException } from '../errors/idempotency.errors';
-import type { EventOrder, EventVersion } from '../idempotency.options';
+import type { EventOrder, EventVersion } from '../route-functions';
 import type { IdempotencyRequest } from '../idempotency-request';
 
 /** The resource an event changes and its version as a decimal string, the way the store compares them. */

@@ -1,4 +1,4 @@
-import type { EventOrder, FingerprintFunction, InFlightPolicy, ScopeFunction } from '../idempotency.options';
+import type { EventOrder, FingerprintFunction, InFlightPolicy, ScopeFunction } from '../route-functions';
 import type { KeySource } from '../keys/key-source';
 
 /**

@@ -1,8 +1,18 @@
 import { toMilliseconds, toTimerMilliseconds } from '../duration';
-import type { InFlightPolicy } from '../idempotency.options';
-import type { RunOptions } from '../idempotency.service';
+import type { InFlightPolicy } from '../route-functions';
+import type { IdempotentOptions } from '../idempotency.options';
 import type { ModuleDefaults } from './module-defaults';
 import { assertInFlightPolicy, assertLease } from './option-rules';
+
+/** Options of {@link IdempotencyService.run}; unset ones come from `forRoot()`. */
+export interface RunOptions extends Pick<IdempotentOptions, 'ttl' | 'lease' | 'maxLease' | 'waitTimeout' | 'transaction'> {
+  /** Namespace of the key, e.g. the queue or job name. Default `'run'`. */
+  scope?: string;
+  /** Identifies the work (a hash of the job's payload, say): a repeat with another one is refused. */
+  fingerprint?: string;
+  /** Default `'wait'`: a concurrent caller waits for the first result. */
+  onInFlight?: InFlightPolicy;
+}
 
 /** What one `run()` call does: its own options over the module's, checked. */
 export interface RunPlan {

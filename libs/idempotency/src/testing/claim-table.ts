@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLAIM_TRANSITIONS, type ClaimTransition, type FoundRecord, type RequestFingerprint } from '../claim/claim-state';
 import type { ClaimOutcome, ClaimRequest, IdempotencyStore } from '../storage/idempotency-store';
-import type { TestFramework } from './store-contract';
+import type { TestFramework } from './contract-context';
 
 /** A lease or TTL that a row waits out; long enough that a loaded machine does not end one too soon by accident. */
 const SHORT_MS = 200;

@@ -8,29 +8,11 @@ import type {
   StoredResponse,
 } from '../storage/idempotency-store';
 import { testClaimTransitions } from './claim-table';
-import type { ContractContext } from './contract-context';
+import type { ContractContext, StoreUnderTest, TestFramework } from './contract-context';
 import { describeRaces } from './store-races';
 import { describeTransactionalClaims } from './transactional-contract';
 
-/** A store under test, fresh for the suite (its own schema, prefix or database). */
-export interface StoreUnderTest {
-  store: IdempotencyStore;
-  /**
-   * How many records the store holds, expired ones not yet purged included; lets the suite check that a
-   * purge deleted what it says. Leave it out where expired records cannot be seen (Redis drops them itself).
-   */
-  countRecords?(): Promise<number>;
-  /** Closes what the factory opened. */
-  close?(): Promise<void>;
-}
-
-/** The test functions the suite is written with; Jest's and Vitest's globals fit. */
-export interface TestFramework {
-  describe: (name: string, body: () => void) => void;
-  it: (name: string, body: () => Promise<void>, timeoutMs?: number) => void;
-  beforeAll: (body: () => Promise<void>, timeoutMs?: number) => void;
-  afterAll: (body: () => Promise<void>, timeoutMs?: number) => void;
-}
+export type { StoreUnderTest, TestFramework } from './contract-context';
 
 /** Short enough to wait out in a test, long enough that a loaded machine does not run it out by accident. */
 const LEASE_MS = 400;

@@ -7,7 +7,7 @@ import { IDEMPOTENCY_MODULE_OPTIONS } from '../idempotency.module-definition';
 import type { IdempotencyModuleOptions } from '../idempotency.options';
 import type { IdempotencyRequest } from '../idempotency-request';
 import { VERIFY_WEBHOOK } from '../idempotency.constants';
-import type { VerifyWebhookMetadata, VerifyWebhookOptions } from './verify-webhook.decorator';
+import type { VerifyWebhookMetadata, VerifyWebhookOptions } from './verify-webhook.options';
 import { WEBHOOK_VERIFIERS } from './webhook-verifiers';
 
 const DEFAULT_TOLERANCE = '5m';
