@@ -50,12 +50,14 @@ class OrdersController {
     return this.insert(order);
   }
 
-  @Post('lease') @Idempotent()
+  @Post('lease')
+  @Idempotent()
   lease(@Body() order: Order) {
     return this.insert(order);
   }
 
-  @Post('wait') @Idempotent({ onInFlight: 'wait' })
+  @Post('wait')
+  @Idempotent({ onInFlight: 'wait' })
   wait(@Body() order: Order) {
     return this.insert(order);
   }
@@ -69,7 +71,8 @@ class OrdersController {
 /** Transaction mode, which only the PostgreSQL store has. */
 @Controller()
 class TransactionController extends OrdersController {
-  @Post('transaction') @Idempotent({ transaction: true })
+  @Post('transaction')
+  @Idempotent({ transaction: true })
   transaction(@Body() order: Order, @IdempotentTransaction() em: EntityManager) {
     return this.insert(order, em);
   }
@@ -91,7 +94,9 @@ const redisStore = process.env.STORE === 'redis';
     IdempotencyModule.forRoot({
       purgeInterval: 0,
       replayCache: process.env.REPLAY_CACHE === 'off' ? false : undefined,
-      store: redisStore ? { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `${process.env.KEY_PREFIX}-ours:` } : 'postgres',
+      store: redisStore
+        ? { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `${process.env.KEY_PREFIX}-ours:` }
+        : 'postgres',
     }),
   ],
   controllers: [redisStore ? OrdersController : TransactionController],

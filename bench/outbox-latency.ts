@@ -30,7 +30,8 @@ const jobsOf = new WeakMap<QueryRunner, string[]>();
 class EventsController {
   constructor(private readonly outbox: JobOutbox) {}
 
-  @Post('events') @HttpCode(200)
+  @Post('events')
+  @HttpCode(200)
   @Idempotent({ transaction: true })
   async event(@Body() body: { id: string }, @IdempotentTransaction() em: EntityManager) {
     const jobId = await this.outbox.enqueue(em, { queue: 'bench', name: 'work', data: { id: body.id }, options: { removeOnComplete: true } });

@@ -38,7 +38,7 @@ const BODY_BYTES = Number(process.env.PURGE_BODY_BYTES ?? 200);
 const CLAIM_RATE = Number(process.env.PURGE_CLAIM_RATE ?? 200);
 const CLAIMERS = Number(process.env.PURGE_CLAIMERS ?? 4);
 const BASELINE_SECONDS = Number(process.env.PURGE_BASELINE ?? 10);
-const BATCH = Number(process.env.PURGE_BATCH ?? 1000) // the default purgeBatchSize;
+const BATCH = Number(process.env.PURGE_BATCH ?? 1000); // the default purgeBatchSize;
 const PARTITIONED = process.env.PURGE_STORE === 'partitioned';
 /** Partitioned: expired records in the partition of yesterday, beside live ones, which keep it from being dropped. */
 const KEPT = PARTITIONED ? Number(process.env.PURGE_KEPT ?? 1000) : 0;
@@ -146,8 +146,23 @@ async function main(): Promise<void> {
     const during = summary(samples, 'during', seconds);
     const results = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version },
-      settings: { store: PARTITIONED ? 'partitioned' : 'plain', rows: ROWS, live: LIVE, kept: KEPT, bodyBytes: BODY_BYTES, batchSize: BATCH, claimRate: CLAIM_RATE, claimers: CLAIMERS, pool: POOL },
+      machine: {
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model,
+        node: process.version,
+        postgres: (await db.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version,
+      },
+      settings: {
+        store: PARTITIONED ? 'partitioned' : 'plain',
+        rows: ROWS,
+        live: LIVE,
+        kept: KEPT,
+        bodyBytes: BODY_BYTES,
+        batchSize: BATCH,
+        claimRate: CLAIM_RATE,
+        claimers: CLAIMERS,
+        pool: POOL,
+      },
       purge: {
         deleted,
         seconds,
@@ -202,7 +217,11 @@ async function fill(db: Client, schema: string, table: string): Promise<{ second
   const twoDaysAgo = `date_trunc('day', now(), 'UTC') - interval '2 days' + g * interval '1 ms'`;
   const yesterday = `date_trunc('day', now(), 'UTC') - interval '1 day' + g * interval '1 ms'`;
   const expiredCreatedAt = PARTITIONED ? twoDaysAgo : `now() - interval '25 hours' + g * interval '1 ms'`;
-  await db.query(completed('gen_random_uuid()::text', `now() - interval '1 hour' + g * (interval '50 minutes' / $2::int)`, expiredCreatedAt), [SCOPE, ROWS, BODY_BYTES]);
+  await db.query(completed('gen_random_uuid()::text', `now() - interval '1 hour' + g * (interval '50 minutes' / $2::int)`, expiredCreatedAt), [
+    SCOPE,
+    ROWS,
+    BODY_BYTES,
+  ]);
   if (KEPT > 0) await db.query(completed(`'kept-' || g`, `now() - interval '1 hour'`, yesterday), [SCOPE, KEPT, BODY_BYTES]);
   const liveCompleted = Math.ceil(LIVE * 0.9);
   // Partitioned: half the live completed rows in yesterday's partition, the rest in the current one.
@@ -218,7 +237,12 @@ async function fill(db: Client, schema: string, table: string): Promise<{ second
   );
   await db.query(`VACUUM ANALYZE ${table}`);
   await db.query('CHECKPOINT');
-  const size = (await db.query<{ size: string }>(`SELECT pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)), pg_total_relation_size($1::regclass))) AS size FROM pg_partition_tree($1::regclass)`, [table])).rows[0].size;
+  const size = (
+    await db.query<{ size: string }>(
+      `SELECT pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)), pg_total_relation_size($1::regclass))) AS size FROM pg_partition_tree($1::regclass)`,
+      [table],
+    )
+  ).rows[0].size;
   return { seconds: (performance.now() - startedAt) / 1000, size };
 }
 
@@ -227,7 +251,8 @@ async function fill(db: Client, schema: string, table: string): Promise<{ second
  * whole), and every key claimed during the run is completed.
  */
 async function verify(db: Client, table: string, claimKeys: string[]) {
-  const count = async (where: string, values: unknown[] = []) => Number((await db.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, values)).rows[0].count);
+  const count = async (where: string, values: unknown[] = []) =>
+    Number((await db.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, values)).rows[0].count);
   const live = await count(`key LIKE 'live-%'`);
   const kept = await count(`key LIKE 'kept-%'`);
   const expiredLeft = await count(`expires_at <= now() AND key NOT LIKE 'live-%' AND key NOT LIKE 'kept-%'`);
@@ -278,7 +303,10 @@ function print(results: {
       `longest ${ms(purge.longestBatchMs)} ms, p50 ${ms(purge.batchP50Ms)} ms; WAL ${purge.walMegabytes.toFixed(0)} MB`,
   );
   console.log(`claims at ${results.settings.claimRate}/s   | claims/s | claim p50 | claim p99 | claim max | complete p50 | complete p99`);
-  for (const [label, row] of [['before the purge', claims.before], ['during the purge', claims.during]] as const) {
+  for (const [label, row] of [
+    ['before the purge', claims.before],
+    ['during the purge', claims.during],
+  ] as const) {
     console.log(
       `${label.padEnd(21)}| ${row.perSecond.toFixed(0).padStart(8)} | ${ms(row.claimP50Ms).padStart(9)} | ${ms(row.claimP99Ms).padStart(9)} | ` +
         `${ms(row.claimMaxMs).padStart(9)} | ${ms(row.completeP50Ms).padStart(12)} | ${ms(row.completeP99Ms).padStart(12)}`,

@@ -104,7 +104,13 @@ async function main(): Promise<void> {
     };
 
     // Completed keys for the replay scenarios, and a warm-up of every route.
-    for (const [app, path] of [['ours', '/lease'], ['ours', '/transaction'], ['uncached', '/lease'], ['redis', '/lease'], ['peer', '/peer']] as const) {
+    for (const [app, path] of [
+      ['ours', '/lease'],
+      ['ours', '/transaction'],
+      ['uncached', '/lease'],
+      ['redis', '/lease'],
+      ['peer', '/peer'],
+    ] as const) {
       const keys = Array.from({ length: 200 }, () => randomUUID());
       for (const key of keys) await post(urls[app], path, key, order('replay'));
       replayKeys.set(`${app} ${path}`, keys);
@@ -165,7 +171,12 @@ async function main(): Promise<void> {
     const ratioOf = (app: App, keys: Scenario['keys']) => median(throughput.find((scenario) => scenario.app === app && scenario.keys === keys)!).reqPerSec;
     const results = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, postgres: (await db.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version },
+      machine: {
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model,
+        node: process.version,
+        postgres: (await db.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version,
+      },
       settings: { durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pool: POOL },
       scenarios: rows,
       hotKey,
@@ -304,7 +315,19 @@ async function start(entry: string, env: Record<string, string>): Promise<Server
 type Row = Measured & { scenario: string; app: App; connections: number; ratio: number; addedP50?: number };
 
 function printTable(rows: Row[]): void {
-  const header = ['scenario', 'conns', 'req/s', 'ratio to our baseline', 'p50 ms', 'p99 ms', 'added p50', 'PG/req', 'Redis/req', 'CPU ms/req app+PG+Redis', 'non-2xx'];
+  const header = [
+    'scenario',
+    'conns',
+    'req/s',
+    'ratio to our baseline',
+    'p50 ms',
+    'p99 ms',
+    'added p50',
+    'PG/req',
+    'Redis/req',
+    'CPU ms/req app+PG+Redis',
+    'non-2xx',
+  ];
   const cells = rows.map((row) => [
     row.scenario,
     String(row.connections),
@@ -327,7 +350,9 @@ function printTable(rows: Row[]): void {
 function printHotKey(results: Array<Awaited<ReturnType<typeof hot>>>): void {
   console.log(`\nHot key: ${HOT_KEY_REQUESTS} concurrent duplicates of one key, pool of ${POOL}`);
   for (const result of results) {
-    const statuses = Object.entries(result.statuses).map(([status, count]) => `${count}x${status}`).join(', ');
+    const statuses = Object.entries(result.statuses)
+      .map(([status, count]) => `${count}x${status}`)
+      .join(', ');
     console.log(`  ${result.route}: all answered in ${result.seconds.toFixed(2)} s, ${result.executions} execution(s), ${statuses}, ${result.errors} errors`);
   }
 }

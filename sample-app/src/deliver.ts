@@ -13,7 +13,9 @@ const base = (process.argv[2] ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`)
 
 async function post(path: string, body: string, headers: Record<string, string>): Promise<string> {
   const response = await fetch(`${base}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
-  const flags = ['idempotent-replayed', 'idempotent-skipped'].filter((name) => response.headers.has(name)).map((name) => `${name}: ${response.headers.get(name)}`);
+  const flags = ['idempotent-replayed', 'idempotent-skipped']
+    .filter((name) => response.headers.has(name))
+    .map((name) => `${name}: ${response.headers.get(name)}`);
   return [response.status, ...flags].join(' ');
 }
 
@@ -31,8 +33,16 @@ async function show(label: string, answers: Promise<string> | Array<Promise<stri
 
 async function main(): Promise<void> {
   const now = Math.floor(Date.now() / 1000);
-  const payment = stripe({ id: `evt_${randomUUID()}`, type: 'payment_intent.succeeded', created: now, data: { object: { id: 'pi_1', object: 'payment_intent', amount: 1200, metadata: { orderId: '1' } } } });
-  await show('stripe payment_intent.succeeded, 20 at once', Array.from({ length: 20 }, () => post(...payment)));
+  const payment = stripe({
+    id: `evt_${randomUUID()}`,
+    type: 'payment_intent.succeeded',
+    created: now,
+    data: { object: { id: 'pi_1', object: 'payment_intent', amount: 1200, metadata: { orderId: '1' } } },
+  });
+  await show(
+    'stripe payment_intent.succeeded, 20 at once',
+    Array.from({ length: 20 }, () => post(...payment)),
+  );
   await show('  ...and its retry', post(...payment));
 
   const session = `cs_${randomUUID().slice(0, 8)}`;
@@ -42,16 +52,27 @@ async function main(): Promise<void> {
     created: now,
     data: { object: { id: session, object: 'checkout.session', metadata: { sku: 'gizmo', quantity: '1' } } },
   });
-  await show(`stripe checkout.session.completed ${session}, 20 at once`, Array.from({ length: 20 }, () => post(...checkout)));
+  await show(
+    `stripe checkout.session.completed ${session}, 20 at once`,
+    Array.from({ length: 20 }, () => post(...checkout)),
+  );
   await show('  ...and its retry', post(...checkout));
 
   const subscription = `sub_${randomUUID().slice(0, 8)}`;
   const update = (created: number, status: string) =>
-    stripe({ id: `evt_${randomUUID()}`, type: 'customer.subscription.updated', created, data: { object: { id: subscription, object: 'subscription', status } } });
+    stripe({
+      id: `evt_${randomUUID()}`,
+      type: 'customer.subscription.updated',
+      created,
+      data: { object: { id: subscription, object: 'subscription', status } },
+    });
   await show(`stripe ${subscription} -> past_due (newer)`, post(...update(now, 'past_due')));
   await show(`stripe ${subscription} -> active (older, arrives late)`, post(...update(now - 60, 'active')));
 
-  await show('stripe delivery signed with a wrong secret', post(...stripe({ id: `evt_${randomUUID()}`, type: 'x', created: now, data: { object: { id: 'x', object: 'x' } } }, 'whsec_wrong')));
+  await show(
+    'stripe delivery signed with a wrong secret',
+    post(...stripe({ id: `evt_${randomUUID()}`, type: 'x', created: now, data: { object: { id: 'x', object: 'x' } } }, 'whsec_wrong')),
+  );
 
   // ESM-only (an "import" export alone), so loaded with import() from this CommonJS build.
   const { sign: signGithub } = await import('@octokit/webhooks-methods');
@@ -68,7 +89,11 @@ async function main(): Promise<void> {
   const standard = (): Promise<string> => {
     const at = new Date();
     const signature = new Webhook(WEBHOOK_SECRETS.standard).sign(message, at, invoice);
-    return post('/webhooks/standard', invoice, { 'webhook-id': message, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature });
+    return post('/webhooks/standard', invoice, {
+      'webhook-id': message,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': signature,
+    });
   };
   await show('standard webhooks invoice.paid, twice', [standard(), standard()]);
 
@@ -80,7 +105,9 @@ async function main(): Promise<void> {
   }
   await new Promise((resolve) => setTimeout(resolve, 500)); // a second receipt would show by now
   receipts = ((await (await fetch(`${base}/receipts`)).json()) as typeof receipts).filter((receipt) => receipt.sessionId === session);
-  console.log(`\nGET /receipts: ${receipts.length} receipt for ${session} (${receipts.map((receipt) => receipt.status).join(', ') || 'none yet: is Redis running?'})`);
+  console.log(
+    `\nGET /receipts: ${receipts.length} receipt for ${session} (${receipts.map((receipt) => receipt.status).join(', ') || 'none yet: is Redis running?'})`,
+  );
 
   const events = (await (await fetch(`${base}/webhooks/events`)).json()) as Array<{ provider: string; type: string }>;
   const subscriptions = (await (await fetch(`${base}/webhooks/subscriptions`)).json()) as Array<{ id: string; status: string }>;

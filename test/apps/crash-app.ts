@@ -20,7 +20,8 @@ class WorkController {
     await manager.query(`INSERT INTO "${schema}".effects (label) VALUES ($1)`, [label]);
   }
 
-  @Post('work') @Idempotent({ lease: '2s' })
+  @Post('work')
+  @Idempotent({ lease: '2s' })
   async work(@Body() body: { label: string }) {
     await this.effect(`started:${body.label}`);
     if (hang) await new Promise(() => undefined);
@@ -28,7 +29,8 @@ class WorkController {
     return { label: body.label, pid: process.pid };
   }
 
-  @Post('work-tx') @Idempotent({ transaction: true })
+  @Post('work-tx')
+  @Idempotent({ transaction: true })
   async workInTransaction(@Body() body: { label: string }, @IdempotentTransaction() em: EntityManager) {
     await this.effect(`tx:${body.label}`, em);
     if (hang) await new Promise(() => undefined);

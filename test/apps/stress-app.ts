@@ -32,18 +32,22 @@ class StressController {
     return { mode, key, pid: process.pid };
   }
 
-  @Post('wait') @Idempotent({ onInFlight: 'wait', waitTimeout, lease: '2s' })
+  @Post('wait')
+  @Idempotent({ onInFlight: 'wait', waitTimeout, lease: '2s' })
   wait(@Headers('idempotency-key') key: string) {
     return this.effect('wait', key);
   }
 
-  @Post('lease') @Idempotent({ lease: '2s' })
+  @Post('lease')
+  @Idempotent({ lease: '2s' })
   lease(@Headers('idempotency-key') key: string) {
     return this.effect('lease', key);
   }
 
   /** Any method, any body: what the fuzzer throws at an idempotent route. */
-  @All('fuzz') @HttpCode(200) @Idempotent()
+  @All('fuzz')
+  @HttpCode(200)
+  @Idempotent()
   fuzz(@Body() body: unknown) {
     return { received: typeof body };
   }
@@ -64,7 +68,8 @@ class StressController {
 
 @Controller()
 class TransactionStressController extends StressController {
-  @Post('tx') @Idempotent({ transaction: true, waitTimeout })
+  @Post('tx')
+  @Idempotent({ transaction: true, waitTimeout })
   transaction(@Headers('idempotency-key') key: string, @IdempotentTransaction() em: EntityManager) {
     return this.effect('tx', key, em);
   }

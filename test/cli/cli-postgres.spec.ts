@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { CreatePartitionedIdempotencyRecords1763900000010, idempotencyKeyHash, idempotencyMigrations, PartitionedTypeOrmIdempotencyStore, TypeOrmIdempotencyStore, withEncryptionAtRest } from 'nestjs-idempotency';
+import {
+  CreatePartitionedIdempotencyRecords1763900000010,
+  idempotencyKeyHash,
+  idempotencyMigrations,
+  PartitionedTypeOrmIdempotencyStore,
+  TypeOrmIdempotencyStore,
+  withEncryptionAtRest,
+} from 'nestjs-idempotency';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from '../../libs/idempotency/src/storage/postgres/partitioning.options';
 import { runBuiltCli } from '../support/cli';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
@@ -17,7 +24,14 @@ interface StatsJson {
 
 /** A DataSource on `schema` with the tables made by the library's migrations, as an app has it. */
 async function openStore(schema: string): Promise<{ dataSource: DataSource; store: TypeOrmIdempotencyStore }> {
-  const dataSource = new DataSource({ type: 'postgres', url: DATABASE_URL, schema, migrations: [...idempotencyMigrations], migrationsRun: true, logging: false });
+  const dataSource = new DataSource({
+    type: 'postgres',
+    url: DATABASE_URL,
+    schema,
+    migrations: [...idempotencyMigrations],
+    migrationsRun: true,
+    logging: false,
+  });
   await dataSource.initialize();
   return { dataSource, store: new TypeOrmIdempotencyStore(dataSource) };
 }
@@ -153,11 +167,20 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
 
     it('tells a live claim from a stuck one', async () => {
       const run = await cli('inspect', running, '--json');
-      expect((JSON.parse(run.stdout) as { records: unknown[] }).records[0]).toMatchObject({ scope: 'run', state: 'in_flight', stuck: false, leaseExpired: false });
+      expect((JSON.parse(run.stdout) as { records: unknown[] }).records[0]).toMatchObject({
+        scope: 'run',
+        state: 'in_flight',
+        stuck: false,
+        leaseExpired: false,
+      });
     });
 
     it('exits with 1 and says so when no live record has the key (an expired one counts as absent)', async () => {
-      for (const args of [['inspect', `missing-${order}`], ['inspect', order, '--scope', 'POST /nowhere'], ['inspect', `old-0-${order}`]]) {
+      for (const args of [
+        ['inspect', `missing-${order}`],
+        ['inspect', order, '--scope', 'POST /nowhere'],
+        ['inspect', `old-0-${order}`],
+      ]) {
         const run = await cli(...args);
         expect(run.code).toBe(1);
         expect(run.stdout).toBe('');
@@ -203,7 +226,9 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
     try {
       for (let index = 0; index < 7; index++) await completed(purgeStore, 'POST /old', `old-${index}`, '{}');
       await claimed(purgeStore, 'job:x', 'stuck-and-expired');
-      await sql(`UPDATE "${own}".idempotency_records SET expires_at = clock_timestamp() - interval '1 minute', lease_expires_at = clock_timestamp() - interval '2 minutes'`);
+      await sql(
+        `UPDATE "${own}".idempotency_records SET expires_at = clock_timestamp() - interval '1 minute', lease_expires_at = clock_timestamp() - interval '2 minutes'`,
+      );
       await completed(purgeStore, 'POST /orders', 'live', '{}');
       await claimed(purgeStore, 'run', 'running');
 
@@ -255,7 +280,10 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
         );
         return rows.map((row) => row.name).sort();
       };
-      for (const [name, daysAgo, expires] of [['expired_day', 3, `now() - interval '1 minute'`], ['live_day', 2, `now() + interval '1 hour'`]] as const) {
+      for (const [name, daysAgo, expires] of [
+        ['expired_day', 3, `now() - interval '1 minute'`],
+        ['live_day', 2, `now() + interval '1 hour'`],
+      ] as const) {
         await dataSource.query(
           `CREATE TABLE "${own}".${name} PARTITION OF ${table}
            FOR VALUES FROM (date_trunc('day', now(), 'UTC') - interval '${daysAgo} days') TO (date_trunc('day', now(), 'UTC') - interval '${daysAgo - 1} days')`,
@@ -318,7 +346,9 @@ describe('the nestjs-idempotency command line on PostgreSQL', () => {
       closed.password = 'secret';
       const down = await runBuiltCli(['stats', '--url', closed.toString()]);
       expect(down.code).toBe(1);
-      expect(down.stderr).toMatch(/^nestjs-idempotency: Cannot connect to PostgreSQL at .+:\*\*\*@.+:1\/.+ \(connect ECONNREFUSED .+\)\. Check --url \(or DATABASE_URL\)/);
+      expect(down.stderr).toMatch(
+        /^nestjs-idempotency: Cannot connect to PostgreSQL at .+:\*\*\*@.+:1\/.+ \(connect ECONNREFUSED .+\)\. Check --url \(or DATABASE_URL\)/,
+      );
       expect(down.stderr).not.toContain('secret');
 
       const noTable = await runBuiltCli(['inspect', 'k', '--scope', 's', '--schema', `${schema}_missing`], { DATABASE_URL });

@@ -79,7 +79,14 @@ describe('the nestjs-idempotency command line on Redis', () => {
     });
     await write('POST /orders', order, completed(Buffer.from([0xff, 0x00, 0x10])));
     await write('POST /orders#acct_2', order, completed(Buffer.from('second')));
-    await write('job:fulfilment', job, { state: 'in_flight', attempts: 3, created: now - 10 * MINUTE, lease: now - 7 * MINUTE, expires: now + 60 * MINUTE, owner });
+    await write('job:fulfilment', job, {
+      state: 'in_flight',
+      attempts: 3,
+      created: now - 10 * MINUTE,
+      lease: now - 7 * MINUTE,
+      expires: now + 60 * MINUTE,
+      owner,
+    });
     await write('run', `running-${job}`, { state: 'in_flight', attempts: 1, created: now, lease: now + 5 * MINUTE, expires: now + 60 * MINUTE, owner });
     // Keys of the prefix that are not records are passed over.
     await redis.set(`${prefix}meta`, 'not a record');
@@ -130,7 +137,11 @@ describe('the nestjs-idempotency command line on Redis', () => {
   });
 
   it('inspect exits with 1 when no record has the key', async () => {
-    for (const args of [['inspect', `missing-${order}`], ['inspect', order, '--scope', 'POST /elsewhere'], ['inspect', `${order}-string`]]) {
+    for (const args of [
+      ['inspect', `missing-${order}`],
+      ['inspect', order, '--scope', 'POST /elsewhere'],
+      ['inspect', `${order}-string`],
+    ]) {
       const run = await cli(...args);
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/^nestjs-idempotency: No live record with key ".+" in (any scope|scope ".+") \(Redis at /);
@@ -144,7 +155,13 @@ describe('the nestjs-idempotency command line on Redis', () => {
     expect(stats.states).toEqual({ inFlight: 1, stuck: 1, completed: 2, expired: 0 });
     expect(stats.scopeCount).toBe(4);
     expect(stats.oldestStuck).toEqual([
-      { scope: 'job:fulfilment', key: job, attempts: 3, createdAt: new Date(now - 10 * MINUTE).toISOString(), leaseExpiredAt: new Date(now - 7 * MINUTE).toISOString() },
+      {
+        scope: 'job:fulfilment',
+        key: job,
+        attempts: 3,
+        createdAt: new Date(now - 10 * MINUTE).toISOString(),
+        leaseExpiredAt: new Date(now - 7 * MINUTE).toISOString(),
+      },
     ]);
     expect((await cli('stats')).stdout).toMatch(/^expired \(Redis deletes them itself\)\s+0$/m);
   });

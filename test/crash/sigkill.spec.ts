@@ -35,7 +35,10 @@ describe('a crash in the middle of a handler', () => {
     const crashing = await start(true);
     const survivor = await start(false);
 
-    const lost = send(crashing.url, '/work', { key, body }).then(() => 'answered', () => 'connection lost');
+    const lost = send(crashing.url, '/work', { key, body }).then(
+      () => 'answered',
+      () => 'connection lost',
+    );
     await until(async () => (await effects(`started:${key}`)) === 1);
     await crashing.kill();
     expect(await lost).toBe('connection lost');
@@ -66,7 +69,10 @@ describe('a crash in the middle of a handler', () => {
     const crashing = await start(true);
     const survivor = await start(false);
 
-    const lost = send(crashing.url, '/work-tx', { key, body }).then(() => 'answered', () => 'connection lost');
+    const lost = send(crashing.url, '/work-tx', { key, body }).then(
+      () => 'answered',
+      () => 'connection lost',
+    );
     // The handler's uncommitted write holds the row: wait until its session sits idle in the transaction.
     await until(async () => (await sql(`SELECT 1 FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE '%effects%'`)).length > 0);
     await crashing.kill();

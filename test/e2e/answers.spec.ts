@@ -79,7 +79,13 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     expect(duplicate.status).toBe(409);
     expect(Number(duplicate.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(duplicate.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(duplicate.json()).toMatchObject({ status: 409, code: 'IDEMPOTENCY_KEY_IN_USE', type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+    expect(duplicate.json()).toMatchObject({
+      status: 409,
+      code: 'IDEMPOTENCY_KEY_IN_USE',
+      type: expect.any(String),
+      title: expect.any(String),
+      detail: expect.any(String),
+    });
     expect((await slow).status).toBe(201);
     expect(await t.effects(key)).toBe(1);
   });
@@ -204,7 +210,11 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
         headers: { 'idempotency-key': key, 'content-type': 'application/json' },
         body: JSON.stringify({ label: key }),
       });
-      return { type: response.headers.get('content-type'), bytes: Buffer.from(await response.arrayBuffer()), replayed: response.headers.get('idempotent-replayed') };
+      return {
+        type: response.headers.get('content-type'),
+        bytes: Buffer.from(await response.arrayBuffer()),
+        replayed: response.headers.get('idempotent-replayed'),
+      };
     };
     const first = await raw();
     const second = await raw();

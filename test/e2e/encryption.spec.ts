@@ -112,19 +112,23 @@ describe.each(PLATFORMS)('encryption at rest on %s', (platform) => {
     const errors: string[] = [];
     const quiet = () => undefined;
     const logger: LoggerService = { log: quiet, warn: quiet, debug: quiet, verbose: quiet, error: (message: unknown) => errors.push(String(message)) };
-    await withApp(encryption, async (t) => {
-      for (const [label, path] of [
-        [key, '/t/basic'],
-        [txKey, '/t/tx'],
-      ]) {
-        const refused = await order(t, label, path);
-        expect(refused.status).toBe(503);
-        expect(refused.json()).toMatchObject({ code: 'IDEMPOTENCY_STORE_UNAVAILABLE' });
-        expect(refused.headers.get('retry-after')).toBeTruthy();
-        expect(refused.text.includes('key-a')).toBe(false);
-        expect(await t.effects(label)).toBe(1);
-      }
-    }, logger);
+    await withApp(
+      encryption,
+      async (t) => {
+        for (const [label, path] of [
+          [key, '/t/basic'],
+          [txKey, '/t/tx'],
+        ]) {
+          const refused = await order(t, label, path);
+          expect(refused.status).toBe(503);
+          expect(refused.json()).toMatchObject({ code: 'IDEMPOTENCY_STORE_UNAVAILABLE' });
+          expect(refused.headers.get('retry-after')).toBeTruthy();
+          expect(refused.text.includes('key-a')).toBe(false);
+          expect(await t.effects(label)).toBe(1);
+        }
+      },
+      logger,
+    );
     expect(errors.filter((message) => logged.test(message))).toHaveLength(2);
     expect(errors.some((message) => message.includes(key) || message.includes(txKey))).toBe(false);
 

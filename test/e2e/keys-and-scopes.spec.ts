@@ -30,32 +30,38 @@ class KeysController {
     return { id: saved.id, label: work.label };
   }
 
-  @Post('header') @Idempotent()
+  @Post('header')
+  @Idempotent()
   header(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('other-header') @Idempotent({ key: { header: 'X-Other' } })
+  @Post('other-header')
+  @Idempotent({ key: { header: 'X-Other' } })
   otherHeader(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('github') @Idempotent({ key: 'github' })
+  @Post('github')
+  @Idempotent({ key: 'github' })
   github(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('tenant') @Idempotent({ scope: (req: BodyRequest) => req.body.tenant })
+  @Post('tenant')
+  @Idempotent({ scope: (req: BodyRequest) => req.body.tenant })
   tenant(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('payload') @Idempotent({ key: 'payload-hash' })
+  @Post('payload')
+  @Idempotent({ key: 'payload-hash' })
   payload(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('async-fingerprint') @Idempotent({
+  @Post('async-fingerprint')
+  @Idempotent({
     fingerprint: async (req: BodyRequest) => {
       await sleep(5);
       return createHash('sha256').update(req.body.label).digest('hex');
@@ -65,7 +71,8 @@ class KeysController {
     return this.effect(work);
   }
 
-  @Post('async-key') @Idempotent({
+  @Post('async-key')
+  @Idempotent({
     key: async (req: BodyRequest) => {
       await sleep(5);
       return req.body.eventId;
@@ -79,19 +86,22 @@ class KeysController {
     return this.effect(work);
   }
 
-  @Post('throwing-key') @Idempotent({
+  @Post('throwing-key')
+  @Idempotent({
     key: (req: BodyRequest) => (req.body as unknown as { event: { id: string } }).event.id,
   })
   throwingKey(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('rejecting-key') @Idempotent({ key: () => Promise.reject(new Error('lookup failed')) })
+  @Post('rejecting-key')
+  @Idempotent({ key: () => Promise.reject(new Error('lookup failed')) })
   rejectingKey(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('forbidden-key') @Idempotent({
+  @Post('forbidden-key')
+  @Idempotent({
     key: () => {
       throw new ForbiddenException('not yours');
     },
@@ -100,7 +110,8 @@ class KeysController {
     return this.effect(work);
   }
 
-  @Post('hanging-key') @Idempotent({ key: () => new Promise<string>(() => undefined), waitTimeout: '300ms' })
+  @Post('hanging-key')
+  @Idempotent({ key: () => new Promise<string>(() => undefined), waitTimeout: '300ms' })
   hangingKey(@Body() work: Work) {
     return this.effect(work);
   }
@@ -209,7 +220,7 @@ describe.each(PLATFORMS)('keys and scopes on %s', (platform) => {
     });
   });
 
-  it("payload-hash: the same body with another query string is another request, not a 422", async () => {
+  it('payload-hash: the same body with another query string is another request, not a 422', async () => {
     const label = fresh();
     expect((await send(t.url, '/k/payload?notify=no', { body: { label } })).status).toBe(201);
     const other = await send(t.url, '/k/payload?notify=yes', { body: { label } });
@@ -256,7 +267,7 @@ describe.each(PLATFORMS)('keys and scopes on %s', (platform) => {
       expect(await t.effects(label)).toBe(0);
     });
 
-    it("answers an HttpException a key function throws as it is", async () => {
+    it('answers an HttpException a key function throws as it is', async () => {
       const reply = await send(t.url, '/k/forbidden-key', { body: { label: fresh() } });
       expect(reply.status).toBe(403);
     });

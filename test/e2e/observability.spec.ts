@@ -86,7 +86,9 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
     expect(keyHash).toMatch(/^[0-9a-f]{16}$/);
     expect(logs.lines).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(new RegExp(`^debug POST /t/basic key ${keyHash}: claimed, answer stored \\(attempt 1, status 201, [\\d.]+ ms added\\)\\. Idempotency$`)),
+        expect.stringMatching(
+          new RegExp(`^debug POST /t/basic key ${keyHash}: claimed, answer stored \\(attempt 1, status 201, [\\d.]+ ms added\\)\\. Idempotency$`),
+        ),
         expect.stringMatching(new RegExp(`^debug POST /t/basic key ${keyHash}: replayed the stored answer`)),
       ]),
     );
@@ -127,7 +129,11 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
     expect((await send(t.url, '/t/basic', { key, body: { label: secret() } })).status).toBe(422);
     expect(outcomes('POST /t/basic', key)).toEqual(['claimed', 'key-reused']);
     expect(one('POST /t/basic', key, 'key-reused')).toMatchObject({ status: 422 });
-    expect(logs.lines).toContainEqual(expect.stringMatching(new RegExp(`^log POST /t/basic key ${idempotencyKeyHash('POST /t/basic', key)}: refused, the key was used for a different request`)));
+    expect(logs.lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`^log POST /t/basic key ${idempotencyKeyHash('POST /t/basic', key)}: refused, the key was used for a different request`),
+      ),
+    );
   });
 
   it('released: a failed handler gives the key back, and the retry claims it again', async () => {
@@ -141,9 +147,17 @@ describe.each(PLATFORMS)('outcomes published and logged on %s', (platform) => {
 
   it('stale event skipped, on an ordered route', async () => {
     const subscription = secret('sub_');
-    const event = (id: string, created: number) => ({ id, type: 'customer.subscription.updated', created, data: { object: { id: subscription, status: 'active' } } });
+    const event = (id: string, created: number) => ({
+      id,
+      type: 'customer.subscription.updated',
+      created,
+      data: { object: { id: subscription, status: 'active' } },
+    });
     const [newer, older] = [secret('evt_'), secret('evt_')];
-    for (const [id, created] of [[newer, 2000], [older, 1000]] as const) {
+    for (const [id, created] of [
+      [newer, 2000],
+      [older, 1000],
+    ] as const) {
       const delivery = stripeDelivery(event(id, created), SECRETS.current);
       await send(t.url, '/hooks/subscriptions', { body: delivery.body, headers: delivery.headers });
     }

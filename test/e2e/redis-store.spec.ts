@@ -26,17 +26,20 @@ class RedisRoutesController {
     return { id: saved.id, label: work.label };
   }
 
-  @Post('basic') @Idempotent()
+  @Post('basic')
+  @Idempotent()
   basic(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('wait') @Idempotent({ onInFlight: 'wait', waitTimeout: '5s' })
+  @Post('wait')
+  @Idempotent({ onInFlight: 'wait', waitTimeout: '5s' })
   wait(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('lease') @Idempotent({ lease: '1s', maxLease: '1s', fingerprint: false })
+  @Post('lease')
+  @Idempotent({ lease: '1s', maxLease: '1s', fingerprint: false })
   lease(@Body() work: Work) {
     return this.effect(work);
   }
@@ -150,7 +153,6 @@ describe('the Redis store through HTTP', () => {
     expect(status).toBe(201);
     expect(await apps[0].effects(key)).toBe(1);
   });
-
 });
 
 describe('an app without TypeORM, on the Redis store', () => {
@@ -159,7 +161,8 @@ describe('an app without TypeORM, on the Redis store', () => {
 
   @Controller()
   class CountingController {
-    @Post('count') @Idempotent({ onInFlight: 'wait' })
+    @Post('count')
+    @Idempotent({ onInFlight: 'wait' })
     async count() {
       runs += 1;
       await sleep(100);

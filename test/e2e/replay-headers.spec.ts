@@ -1,13 +1,4 @@
-import {
-  Body,
-  Controller,
-  type INestApplication,
-  type MiddlewareConsumer,
-  Module,
-  type NestModule,
-  Post,
-  Res,
-} from '@nestjs/common';
+import { Body, Controller, type INestApplication, type MiddlewareConsumer, Module, type NestModule, Post, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -23,27 +14,31 @@ const runs = new Map<string, number>();
 
 @Controller('h')
 class HeadersController {
-  @Post('basic') @Idempotent()
+  @Post('basic')
+  @Idempotent()
   basic(@Body() body: { label: string }) {
     runs.set(body.label, (runs.get(body.label) ?? 0) + 1);
     return { label: body.label };
   }
 
-  @Post('slow') @Idempotent()
+  @Post('slow')
+  @Idempotent()
   async slow(@Body() body: { label: string }) {
     await sleep(500);
     return { label: body.label };
   }
 
   /** Replays X-Trace, which the middleware sets too: the stored value must win on the replay. */
-  @Post('trace') @Idempotent({ replayHeaders: ['X-Trace'] })
+  @Post('trace')
+  @Idempotent({ replayHeaders: ['X-Trace'] })
   trace(@Body() body: { label: string }, @Res({ passthrough: true }) reply: { header(name: string, value: string): unknown }) {
     reply.header('X-Trace', `handler-${body.label}`);
     return { label: body.label };
   }
 
   /** Too large to store: the library's 500 replaces the answer. */
-  @Post('large') @Idempotent({ maxResponseBytes: 100 })
+  @Post('large')
+  @Idempotent({ maxResponseBytes: 100 })
   large() {
     return { data: 'x'.repeat(1000) };
   }

@@ -10,7 +10,8 @@ import { REDIS_URL, uniquePrefix } from '../support/redis';
 
 @Controller('plans')
 class ShortLeaseController {
-  @Post('short') @Idempotent({ lease: '500ms' })
+  @Post('short')
+  @Idempotent({ lease: '500ms' })
   short() {
     return {};
   }
@@ -18,7 +19,8 @@ class ShortLeaseController {
 
 @Controller('plans')
 class ZeroTtlController {
-  @Post('zero') @Idempotent({ ttl: 0 })
+  @Post('zero')
+  @Idempotent({ ttl: 0 })
   zero() {
     return {};
   }
@@ -26,7 +28,8 @@ class ZeroTtlController {
 
 @Controller('plans')
 class FractionalTtlController {
-  @Post('fraction') @Idempotent({ ttl: 1.5 })
+  @Post('fraction')
+  @Idempotent({ ttl: 1.5 })
   fraction() {
     return {};
   }
@@ -34,7 +37,8 @@ class FractionalTtlController {
 
 @Controller('plans')
 class LongLeaseController {
-  @Post('long') @Idempotent({ lease: '2m', maxLease: '1m' })
+  @Post('long')
+  @Idempotent({ lease: '2m', maxLease: '1m' })
   long() {
     return {};
   }
@@ -61,7 +65,8 @@ class ClassLevelWaitController {
 
 @Controller('plans')
 class GoodController {
-  @Post('good') @Idempotent({ lease: '1s', maxLease: '1s', ttl: '1m' })
+  @Post('good')
+  @Idempotent({ lease: '1s', maxLease: '1s', ttl: '1m' })
   good() {
     return { ok: true };
   }
@@ -83,8 +88,7 @@ async function startFailure(start: () => Promise<TestApp>): Promise<Error> {
 
 describe.each(PLATFORMS)('options are checked at start, on %s', (platform) => {
   let schema: string;
-  const start = (controllers: Array<new () => unknown>, idempotency: IdempotencyModuleOptions = {}) =>
-    startApp(platform, { schema, controllers, idempotency });
+  const start = (controllers: Array<new () => unknown>, idempotency: IdempotencyModuleOptions = {}) => startApp(platform, { schema, controllers, idempotency });
 
   beforeAll(async () => {
     schema = await createSchema(`plans_${platform}`);
@@ -198,7 +202,8 @@ describe('a store without transactions', () => {
   it('refuses to start an app whose routes need transaction mode, and says why', async () => {
     @Controller()
     class TransactionalController {
-      @Post('tx') @Idempotent({ transaction: true })
+      @Post('tx')
+      @Idempotent({ transaction: true })
       tx() {
         return {};
       }

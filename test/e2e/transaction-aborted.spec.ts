@@ -13,7 +13,8 @@ import { send } from '../support/http';
  */
 @Controller('aborted')
 class AbortingController {
-  @Post(':answer') @Idempotent({ transaction: true, waitTimeout: '5s' })
+  @Post(':answer')
+  @Idempotent({ transaction: true, waitTimeout: '5s' })
   async create(@Param('answer') answer: string, @Body() body: { label: string }, @IdempotentTransaction() em: EntityManager) {
     const saved = await em.getRepository(Effect).save({ label: body.label });
     try {

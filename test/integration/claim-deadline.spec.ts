@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
-import { CreatePartitionedIdempotencyRecords1763900000010, idempotencyMigrations, PartitionedTypeOrmIdempotencyStore, TypeOrmIdempotencyStore } from 'nestjs-idempotency';
+import {
+  CreatePartitionedIdempotencyRecords1763900000010,
+  idempotencyMigrations,
+  PartitionedTypeOrmIdempotencyStore,
+  TypeOrmIdempotencyStore,
+} from 'nestjs-idempotency';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from '../../libs/idempotency/src/storage/postgres/partitioning.options';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 

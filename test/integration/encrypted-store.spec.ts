@@ -14,7 +14,12 @@ describe('encryption at rest over the PostgreSQL store', () => {
   const response: StoredResponse = { status: 201, headers: [['location', '/orders/7']], body: Buffer.from('{"secret":"s3cr3t-value"}') };
   const request = (key = randomUUID(), scope = 'POST /orders'): ClaimRequest => ({ scope, key, fingerprint: 'f', leaseMs: 30_000, ttlMs: 60_000 });
   const stored = async (key: string) =>
-    (await sql<{ response_body: Buffer; response_headers: unknown }>(`SELECT response_body, response_headers FROM "${schema}".idempotency_records WHERE key = $1`, [key]))[0];
+    (
+      await sql<{ response_body: Buffer; response_headers: unknown }>(
+        `SELECT response_body, response_headers FROM "${schema}".idempotency_records WHERE key = $1`,
+        [key],
+      )
+    )[0];
 
   beforeAll(async () => {
     schema = await createSchema('encrypted_store');

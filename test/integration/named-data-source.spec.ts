@@ -18,7 +18,8 @@ describe('a named DataSource', () => {
     other = await createSchema('other_ds');
     @Controller()
     class PingController {
-      @Post('ping') @Idempotent()
+      @Post('ping')
+      @Idempotent()
       ping() {
         return { pong: true };
       }
@@ -26,7 +27,14 @@ describe('a named DataSource', () => {
     @Module({
       imports: [
         TypeOrmModule.forRoot({ type: 'postgres', url: DATABASE_URL, schema: main }),
-        TypeOrmModule.forRoot({ name: 'records', type: 'postgres', url: DATABASE_URL, schema: other, migrations: [...idempotencyMigrations], migrationsRun: true }),
+        TypeOrmModule.forRoot({
+          name: 'records',
+          type: 'postgres',
+          url: DATABASE_URL,
+          schema: other,
+          migrations: [...idempotencyMigrations],
+          migrationsRun: true,
+        }),
         IdempotencyModule.forRootAsync({ dataSource: 'records', useFactory: () => ({ purgeInterval: 0 }) }),
       ],
       controllers: [PingController],

@@ -42,7 +42,8 @@ const runs = new Map<string, number>();
 
 @Controller()
 class WorkController {
-  @Post('work') @Idempotent()
+  @Post('work')
+  @Idempotent()
   async work(@Body() body: { label: string; ms?: number }) {
     await sleep(body.ms ?? 0);
     runs.set(body.label, (runs.get(body.label) ?? 0) + 1);

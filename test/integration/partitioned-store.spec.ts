@@ -5,7 +5,14 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { CreatePartitionedIdempotencyRecords1763900000010, IdempotencyConfigurationError, IdempotencyModule, IdempotencyService, idempotencyMigrations, PartitionedTypeOrmIdempotencyStore } from 'nestjs-idempotency';
+import {
+  CreatePartitionedIdempotencyRecords1763900000010,
+  IdempotencyConfigurationError,
+  IdempotencyModule,
+  IdempotencyService,
+  idempotencyMigrations,
+  PartitionedTypeOrmIdempotencyStore,
+} from 'nestjs-idempotency';
 import { type ClaimOutcome, type ClaimRequest } from 'nestjs-idempotency/testing';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 
@@ -67,7 +74,8 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
   const stillWaitingAfter = (ms: number) => sleep(ms, 'still waiting', { ref: false });
   const statuses = (outcomes: Array<{ status: string }>) =>
     outcomes.reduce<Record<string, number>>((counts, outcome) => ({ ...counts, [outcome.status]: (counts[outcome.status] ?? 0) + 1 }), {});
-  const exists = async (name: string) => (await sql<{ found: string | null }>(`SELECT to_regclass($1)::text AS found`, [`"${schema}".${name}`]))[0].found !== null;
+  const exists = async (name: string) =>
+    (await sql<{ found: string | null }>(`SELECT to_regclass($1)::text AS found`, [`"${schema}".${name}`]))[0].found !== null;
   const detachPending = async (name: string) =>
     (
       await sql<{ pending: boolean }>(`SELECT coalesce(bool_or(inhdetachpending), false) AS pending FROM pg_inherits WHERE inhrelid = $1::regclass`, [
@@ -314,9 +322,10 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
         let queued = 0;
         let looks = 0;
         while (!purged) {
-          const { rows } = await watcher.query<{ waiting: number }>(`SELECT count(*)::int AS waiting FROM pg_locks WHERE relation = $1::regclass AND NOT granted`, [
-            `"${schema}".${partition}`,
-          ]);
+          const { rows } = await watcher.query<{ waiting: number }>(
+            `SELECT count(*)::int AS waiting FROM pg_locks WHERE relation = $1::regclass AND NOT granted`,
+            [`"${schema}".${partition}`],
+          );
           queued = Math.max(queued, rows[0].waiting);
           looks++;
         }
@@ -463,43 +472,46 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
     { before: 1, after: 2 },
     { before: 2, after: 1 },
     { before: 1, after: 1.5 },
-  ])('leaves no time without a partition, from now to the end of the last one ahead, once the interval goes from $before to $after days', async ({ before, after }) => {
-    const own = await createSchema('partitioned_interval');
-    const source = await new DataSource({
-      type: 'postgres',
-      url: DATABASE_URL,
-      schema: own,
-      migrations: [...idempotencyMigrations, CreatePartitionedIdempotencyRecords1763900000010],
-      migrationsRun: true,
-    }).initialize();
-    const parent = `"${own}".idempotency_partitioned_records`;
-    try {
-      // What an instance on the old interval made: three partitions from the new interval's grid point before now.
-      // From 1 to 2 days, the old code then found each point of the new grid in a partition and left a day without one.
-      const gridPoint = Math.floor(Date.now() / (after * DAY)) * after * DAY;
-      for (let index = 0; index < 3; index++) {
-        const from = new Date(gridPoint + index * before * DAY).toISOString();
-        const to = new Date(gridPoint + (index + 1) * before * DAY).toISOString();
-        await sql(`CREATE TABLE "${own}".old_${index} PARTITION OF ${parent} FOR VALUES FROM ('${from}') TO ('${to}')`);
-      }
-      const changed = new PartitionedTypeOrmIdempotencyStore(source, { interval: `${after * 24}h`, ahead: 2 });
-      await changed.preparePartitions();
-      // A record every quarter of an hour, from now to the end of the last partition ahead, finds its partition.
-      const end = new Date(gridPoint + 3 * after * DAY).toISOString();
-      await sql(
-        `INSERT INTO ${parent} (scope, key, state, expires_at, created_at)
+  ])(
+    'leaves no time without a partition, from now to the end of the last one ahead, once the interval goes from $before to $after days',
+    async ({ before, after }) => {
+      const own = await createSchema('partitioned_interval');
+      const source = await new DataSource({
+        type: 'postgres',
+        url: DATABASE_URL,
+        schema: own,
+        migrations: [...idempotencyMigrations, CreatePartitionedIdempotencyRecords1763900000010],
+        migrationsRun: true,
+      }).initialize();
+      const parent = `"${own}".idempotency_partitioned_records`;
+      try {
+        // What an instance on the old interval made: three partitions from the new interval's grid point before now.
+        // From 1 to 2 days, the old code then found each point of the new grid in a partition and left a day without one.
+        const gridPoint = Math.floor(Date.now() / (after * DAY)) * after * DAY;
+        for (let index = 0; index < 3; index++) {
+          const from = new Date(gridPoint + index * before * DAY).toISOString();
+          const to = new Date(gridPoint + (index + 1) * before * DAY).toISOString();
+          await sql(`CREATE TABLE "${own}".old_${index} PARTITION OF ${parent} FOR VALUES FROM ('${from}') TO ('${to}')`);
+        }
+        const changed = new PartitionedTypeOrmIdempotencyStore(source, { interval: `${after * 24}h`, ahead: 2 });
+        await changed.preparePartitions();
+        // A record every quarter of an hour, from now to the end of the last partition ahead, finds its partition.
+        const end = new Date(gridPoint + 3 * after * DAY).toISOString();
+        await sql(
+          `INSERT INTO ${parent} (scope, key, state, expires_at, created_at)
          SELECT 'POST /p', 'at ' || g, 'completed', now(), g FROM generate_series(now(), $1::timestamptz - interval '1 microsecond', interval '15 minutes') AS g`,
-        [end],
-      );
-      expect((await changed.claim(request(randomUUID()))).status).toBe('claimed');
-      const made = await sql(`SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`, [parent]);
-      await changed.preparePartitions();
-      expect(await sql(`SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`, [parent])).toEqual(made);
-    } finally {
-      await source.destroy();
-      await dropSchema(own);
-    }
-  });
+          [end],
+        );
+        expect((await changed.claim(request(randomUUID()))).status).toBe('claimed');
+        const made = await sql(`SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`, [parent]);
+        await changed.preparePartitions();
+        expect(await sql(`SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`, [parent])).toEqual(made);
+      } finally {
+        await source.destroy();
+        await dropSchema(own);
+      }
+    },
+  );
 
   it('refuses a server older than PostgreSQL 14, which cannot detach a partition concurrently', async () => {
     const older = new PartitionedTypeOrmIdempotencyStore(dataSource);
@@ -534,7 +546,9 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
     const store = { claim: jest.fn(), peek: jest.fn(), complete: jest.fn(), release: jest.fn(), renew: jest.fn(), find: jest.fn(), purgeExpired: jest.fn() };
     @Module({ imports: [IdempotencyModule.forRoot({ purgeInterval: 0, store, partitioning: { interval: '1d' } })] })
     class OtherStoreModule {}
-    await expect(NestFactory.createApplicationContext(OtherStoreModule, { logger: false, abortOnError: false })).rejects.toThrow(/partitioning applies to the PostgreSQL store/);
+    await expect(NestFactory.createApplicationContext(OtherStoreModule, { logger: false, abortOnError: false })).rejects.toThrow(
+      /partitioning applies to the PostgreSQL store/,
+    );
   });
 
   it('is the store of IdempotencyModule with the partitioning option, and makes its partitions at start', async () => {
@@ -554,10 +568,9 @@ describe('PartitionedTypeOrmIdempotencyStore', () => {
     class PartitionedModule {}
     const app = await NestFactory.createApplicationContext(PartitionedModule, { logger: false });
     try {
-      const [{ count }] = await sql<{ count: number }>(
-        `SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`,
-        [`"${own}".idempotency_partitioned_records`],
-      );
+      const [{ count }] = await sql<{ count: number }>(`SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = $1::regclass`, [
+        `"${own}".idempotency_partitioned_records`,
+      ]);
       expect(count).toBe(2);
       const service = app.get(IdempotencyService);
       let runs = 0;

@@ -7,8 +7,7 @@ import { createSchema, DATABASE_URL, dropSchema } from '../support/database';
 describe('prepared statements', () => {
   let schema: string;
   let dataSource: DataSource;
-  const claim = (store: TypeOrmIdempotencyStore) =>
-    store.claim({ scope: 'POST /t', key: randomUUID(), fingerprint: null, leaseMs: 30_000, ttlMs: 60_000 });
+  const claim = (store: TypeOrmIdempotencyStore) => store.claim({ scope: 'POST /t', key: randomUUID(), fingerprint: null, leaseMs: 30_000, ttlMs: 60_000 });
 
   beforeAll(async () => {
     schema = await createSchema('prepared');

@@ -12,7 +12,10 @@ const columns = (schema: string) =>
     [schema],
   );
 const indexes = (schema: string) =>
-  sql<{ indexdef: string }>(`SELECT regexp_replace(indexdef, 'ON \\S+ ', 'ON t ') AS indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'idempotency_records' ORDER BY indexname`, [schema]);
+  sql<{ indexdef: string }>(
+    `SELECT regexp_replace(indexdef, 'ON \\S+ ', 'ON t ') AS indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'idempotency_records' ORDER BY indexname`,
+    [schema],
+  );
 
 describe('the records table', () => {
   const schemas: string[] = [];

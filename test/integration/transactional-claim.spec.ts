@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
-import { CreatePartitionedIdempotencyRecords1763900000010, idempotencyMigrations, PartitionedTypeOrmIdempotencyStore, type TransactionalIdempotencyStore, TypeOrmIdempotencyStore } from 'nestjs-idempotency';
+import {
+  CreatePartitionedIdempotencyRecords1763900000010,
+  idempotencyMigrations,
+  PartitionedTypeOrmIdempotencyStore,
+  type TransactionalIdempotencyStore,
+  TypeOrmIdempotencyStore,
+} from 'nestjs-idempotency';
 import { type ClaimRequest } from 'nestjs-idempotency/testing';
 import { TransactionAbortedError } from '../../libs/idempotency/src/errors/transaction-aborted.error';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';

@@ -22,12 +22,15 @@ describe('the outbox across crashes', () => {
     return started;
   };
   const exited = (process: ChildApp) =>
-    new Promise<void>((resolve) => (process.process.exitCode !== null || process.process.signalCode !== null ? resolve() : process.process.once('exit', () => resolve())));
+    new Promise<void>((resolve) =>
+      process.process.exitCode !== null || process.process.signalCode !== null ? resolve() : process.process.once('exit', () => resolve()),
+    );
   const deliver = (labels: string[], body: Record<string, unknown> = {}) =>
     Promise.all(labels.map((label) => send(app.url, '/outbox/events', { key: label, body: { label, ...body } })));
-  const rows = () => sql<{ sends: number; sent: boolean; processed: boolean }>(
-    `SELECT sends, sent_at IS NOT NULL AS sent, processed_at IS NOT NULL AS processed FROM "${schema}".idempotency_outbox`,
-  );
+  const rows = () =>
+    sql<{ sends: number; sent: boolean; processed: boolean }>(
+      `SELECT sends, sent_at IS NOT NULL AS sent, processed_at IS NOT NULL AS processed FROM "${schema}".idempotency_outbox`,
+    );
   const effectCounts = (labels: string[], kind: string) => Promise.all(labels.map((label) => app.effects(`${kind}:${label}`)));
 
   beforeEach(async () => {
@@ -66,7 +69,11 @@ describe('the outbox across crashes', () => {
   });
 
   it('a worker killed after its effect and before acknowledging: the stalled job runs again without effect', async () => {
-    app = await startApp('express', { schema, controllers: [OutboxController], idempotency: { outbox: { connection: REDIS_URL, prefix, pollInterval: '50ms' } } });
+    app = await startApp('express', {
+      schema,
+      controllers: [OutboxController],
+      idempotency: { outbox: { connection: REDIS_URL, prefix, pollInterval: '50ms' } },
+    });
     const labels = Array.from({ length: 5 }, () => randomUUID());
     const dying = await child('outbox-worker', { KILL_AFTER_EFFECT: '1' });
     await deliver(labels);
@@ -79,7 +86,11 @@ describe('the outbox across crashes', () => {
     workers.push(worker);
     const completed: string[] = [];
     worker.on('completed', (job) => completed.push(job.id!));
-    await eventually('every job completed, the stalled one included', () => Promise.resolve(completed.includes(killedAfter!) && completed.length >= labels.length), 30_000);
+    await eventually(
+      'every job completed, the stalled one included',
+      () => Promise.resolve(completed.includes(killedAfter!) && completed.length >= labels.length),
+      30_000,
+    );
     expect(new Set(await effectCounts(labels, 'fulfil'))).toEqual(new Set([1]));
   }, 60_000);
 
@@ -124,7 +135,8 @@ describe('the outbox across crashes', () => {
       await eventually('every event was fulfilled', async () => (await effectCounts(labels, 'fulfil')).every((count) => count >= 1), 60_000).catch(
         async (error: Error) => {
           // Say where the missing ones are: unsent, set aside, or sent and never run.
-          const states = await sql(`SELECT sends, sent_at IS NOT NULL AS sent, failed_at IS NOT NULL AS failed, processed_at IS NOT NULL AS processed, last_error
+          const states =
+            await sql(`SELECT sends, sent_at IS NOT NULL AS sent, failed_at IS NOT NULL AS failed, processed_at IS NOT NULL AS processed, last_error
                                     FROM "${schema}".idempotency_outbox WHERE processed_at IS NULL`);
           throw new Error(`${error.message}; unprocessed rows: ${JSON.stringify(states)}`);
         },

@@ -38,8 +38,7 @@ describe('the transactional outbox to BullMQ', () => {
     const counts = await queue.getJobCounts('wait', 'active', 'completed', 'failed', 'delayed');
     return Object.values(counts).reduce((sum, count) => sum + count, 0);
   };
-  const fulfilments = async () =>
-    (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".effects WHERE label LIKE 'fulfil:%'`))[0].n;
+  const fulfilments = async () => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".effects WHERE label LIKE 'fulfil:%'`))[0].n;
 
   beforeEach(async () => {
     schema = await createSchema('outbox');

@@ -94,7 +94,12 @@ describe.each([
 
   it('applies a Stripe payment delivered concurrently and again once; a forged delivery takes no effect and blocks nothing', async () => {
     const id = `evt_${randomUUID()}`;
-    const event = { id, type: 'payment_intent.succeeded', created: 1, data: { object: { id: 'pi_1', object: 'payment_intent', amount: 1200, metadata: { orderId: '1' } } } };
+    const event = {
+      id,
+      type: 'payment_intent.succeeded',
+      created: 1,
+      data: { object: { id: 'pi_1', object: 'payment_intent', amount: 1200, metadata: { orderId: '1' } } },
+    };
     const replies = await burst(postgres ? 30 : 10, () => stripe(event));
     expect(new Set(replies.map((reply) => reply.status))).toEqual(new Set([200]));
     expect((await stripe(event)).headers.get('idempotent-replayed')).toBe('true');
@@ -114,7 +119,12 @@ describe.each([
   it('keeps the newest subscription state when an older event arrives late', async () => {
     const subscription = `sub_${randomUUID()}`;
     const update = (created: number, status: string) =>
-      stripe({ id: `evt_${randomUUID()}`, type: 'customer.subscription.updated', created, data: { object: { id: subscription, object: 'subscription', status } } });
+      stripe({
+        id: `evt_${randomUUID()}`,
+        type: 'customer.subscription.updated',
+        created,
+        data: { object: { id: subscription, object: 'subscription', status } },
+      });
     expect((await update(200, 'past_due')).status).toBe(200);
     expect((await update(100, 'active')).headers.get('idempotent-skipped')).toBe('stale-event');
     const subscriptions = (await send(shop.url, '/webhooks/subscriptions', { method: 'GET' })).json<Array<{ id: string; status: string }>>();

@@ -62,7 +62,15 @@ describe(`fuzzed requests to an idempotent route${FULL ? '' : ' (scaled down)'}`
     method: fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'QUERY', 'PURGE'),
     keys: fc.array(key, { maxLength: 2 }),
     contentType: fc.option(
-      fc.constantFrom('application/json', 'application/json; charset=utf-16', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', '*/*'),
+      fc.constantFrom(
+        'application/json',
+        'application/json; charset=utf-16',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/octet-stream',
+        '*/*',
+      ),
     ),
     extra: fc.array(fc.tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/), fc.string({ maxLength: 200 })), { maxLength: 4 }),
     body,

@@ -86,7 +86,9 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
 
     const effects = await effectsPerKey(schema, 'tx');
     const lost = attempts.filter((attempt) => attempt.status === 'connection lost').length;
-    report(`/tx with SIGKILLs: ${kills} instances killed, ${lost} connections lost, effects per key ${JSON.stringify(countBy(keys, (key) => effects.get(key) ?? 0))}`);
+    report(
+      `/tx with SIGKILLs: ${kills} instances killed, ${lost} connections lost, effects per key ${JSON.stringify(countBy(keys, (key) => effects.get(key) ?? 0))}`,
+    );
     expect(kills).toBeGreaterThan(0);
     // Lost connections were retried elsewhere; no attempt got a 5xx other than the documented 503.
     expect(attempts.filter((attempt) => typeof attempt.status === 'number' && attempt.status >= 500 && attempt.status !== 503)).toEqual([]);
@@ -108,7 +110,9 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
     // Lease mode promises at most one run at a time: a run cut off by a crash may be followed by another.
     expect(keys.filter((key) => !effects.get(key))).toEqual([]);
     const refusedLongest = Math.max(0, ...keys.map((key) => stuckFor(attempts.filter((attempt) => attempt.key === key))));
-    report(`/lease with SIGKILLs: ${kills} instances killed, longest a key was refused as in flight: ${refusedLongest} ms (lease 2 s), runs per key ${JSON.stringify(countBy(keys, (key) => effects.get(key) ?? 0))}`);
+    report(
+      `/lease with SIGKILLs: ${kills} instances killed, longest a key was refused as in flight: ${refusedLongest} ms (lease 2 s), runs per key ${JSON.stringify(countBy(keys, (key) => effects.get(key) ?? 0))}`,
+    );
     expect(refusedLongest).toBeLessThan(2000 + 3000);
   });
 });

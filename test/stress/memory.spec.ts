@@ -53,7 +53,9 @@ describe(`memory over many distinct keys${FULL ? '' : ' (scaled down)'}`, () => 
     expect(warmUp.non2xx + rest.non2xx + warmUp.errors + rest.errors).toBe(0);
     const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
     if (FULL) {
-      console.log(`${KEYS} keys: heap ${mb(before.heapUsed)} -> ${mb(after.heapUsed)} MB, rss ${mb(before.rss)} -> ${mb(after.rss)} MB after ${KEYS / 5} warm-up keys`);
+      console.log(
+        `${KEYS} keys: heap ${mb(before.heapUsed)} -> ${mb(after.heapUsed)} MB, rss ${mb(before.rss)} -> ${mb(after.rss)} MB after ${KEYS / 5} warm-up keys`,
+      );
     }
     expect(after.heapUsed - before.heapUsed).toBeLessThan(allowed);
   }, 600_000);

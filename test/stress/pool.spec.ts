@@ -42,7 +42,9 @@ describe('a pool of 5 connections and 300 concurrent requests', () => {
     );
 
     const slowest = Math.max(...answers.map((answer) => answer.ms));
-    report(`/${mode}, pool of 5, 300 concurrent over 50 keys: slowest answer ${slowest} ms (waitTimeout ${WAIT_TIMEOUT} ms), ${JSON.stringify(countBy(answers, (answer) => answer.status))}`);
+    report(
+      `/${mode}, pool of 5, 300 concurrent over 50 keys: slowest answer ${slowest} ms (waitTimeout ${WAIT_TIMEOUT} ms), ${JSON.stringify(countBy(answers, (answer) => answer.status))}`,
+    );
     expect(slowest).toBeLessThan(WAIT_TIMEOUT + 1000);
     // Each key's first request ran its handler; its duplicates got its answer, or a 409 if the wait ran out
     // (or a 503, had a claim waited for a pooled connection past its waitTimeout).

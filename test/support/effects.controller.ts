@@ -95,22 +95,26 @@ export class EffectsController {
     return { id: saved.id, label: work.label };
   }
 
-  @Post('basic') @Idempotent()
+  @Post('basic')
+  @Idempotent()
   basic(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('wait') @Idempotent({ onInFlight: 'wait', waitTimeout: '5s' })
+  @Post('wait')
+  @Idempotent({ onInFlight: 'wait', waitTimeout: '5s' })
   wait(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('wait-short') @Idempotent({ onInFlight: 'wait', waitTimeout: '300ms' })
+  @Post('wait-short')
+  @Idempotent({ onInFlight: 'wait', waitTimeout: '300ms' })
   waitShort(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('tx') @Idempotent({ transaction: true, waitTimeout: '5s' })
+  @Post('tx')
+  @Idempotent({ transaction: true, waitTimeout: '5s' })
   async tx(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
     const result = await this.effect(work, em);
     if (work.fail) throw new InternalServerErrorException('failed after writing');
@@ -118,7 +122,8 @@ export class EffectsController {
   }
 
   /** Takes advisory lock 4242 inside the claim's transaction; X-Fail: 1 fails (and rolls back) after `ms`. */
-  @Post('tx-lock') @Idempotent({ transaction: true, waitTimeout: '2s', fingerprint: false })
+  @Post('tx-lock')
+  @Idempotent({ transaction: true, waitTimeout: '2s', fingerprint: false })
   async txLock(@Body() work: Work, @Headers('x-fail') fail: string | undefined, @IdempotentTransaction() em: EntityManager) {
     if (work.ms) await sleep(work.ms);
     if (fail === '1') throw new InternalServerErrorException('failed on purpose');
@@ -126,22 +131,26 @@ export class EffectsController {
     return this.effect({ label: work.label }, em);
   }
 
-  @Post('tx-short') @Idempotent({ transaction: true, waitTimeout: '300ms' })
+  @Post('tx-short')
+  @Idempotent({ transaction: true, waitTimeout: '300ms' })
   txShort(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
     return this.effect(work, em);
   }
 
-  @Post('tx-stuck') @Idempotent({ transaction: true, lease: '1s', maxLease: '1s' })
+  @Post('tx-stuck')
+  @Idempotent({ transaction: true, lease: '1s', maxLease: '1s' })
   txStuck(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
     return this.effect(work, em);
   }
 
-  @Post('tx-optional') @Idempotent({ transaction: true, required: false })
+  @Post('tx-optional')
+  @Idempotent({ transaction: true, required: false })
   txOptional(@Body() work: Work, @IdempotentTransaction() em: EntityManager) {
     return this.effect(work, em);
   }
 
-  @Post('status') @Idempotent()
+  @Post('status')
+  @Idempotent()
   async status(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
     const result = await this.effect(work);
     const code = work.status ?? 200;
@@ -150,31 +159,37 @@ export class EffectsController {
     return result;
   }
 
-  @Post('crash') @Idempotent()
+  @Post('crash')
+  @Idempotent()
   async crash(@Body() work: Work) {
     await this.effect(work);
     throw new Error('the handler failed');
   }
 
-  @Post('text') @Idempotent()
+  @Post('text')
+  @Idempotent()
   async text(@Body() work: Work) {
     await this.effect(work);
     return `plain text for ${work.label}`;
   }
 
-  @Post('buffer') @Idempotent()
+  @Post('buffer')
+  @Idempotent()
   async buffer(@Body() work: Work) {
     await this.effect(work);
     return Buffer.from([0x00, 0xff, 0x10, 0x80, ...Buffer.from(work.label)]);
   }
 
-  @Post('empty') @Idempotent() @HttpCode(204)
+  @Post('empty')
+  @Idempotent()
+  @HttpCode(204)
   async empty(@Body() work: Work) {
     await this.effect(work);
   }
 
   /** Headers set by the handler itself (static `@Header()`s are Nest's, on every response). */
-  @Post('headers') @Idempotent({ replayHeaders: ['X-Custom'] })
+  @Post('headers')
+  @Idempotent({ replayHeaders: ['X-Custom'] })
   async headers(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
     const result = await this.effect(work);
     for (const [name, value] of Object.entries({
@@ -189,17 +204,20 @@ export class EffectsController {
     return result;
   }
 
-  @Post('optional') @Idempotent({ required: false })
+  @Post('optional')
+  @Idempotent({ required: false })
   optional(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('payload') @Idempotent({ key: 'payload-hash' })
+  @Post('payload')
+  @Idempotent({ key: 'payload-hash' })
   payload(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('custom') @Idempotent({
+  @Post('custom')
+  @Idempotent({
     key: (req: TenantRequest) => req.body.eventId,
     scope: (req: TenantRequest) => req.headers['x-tenant'],
   })
@@ -207,50 +225,59 @@ export class EffectsController {
     return this.effect(work);
   }
 
-  @Post('header-x') @Idempotent({ key: { header: 'X-Request-Id' } })
+  @Post('header-x')
+  @Idempotent({ key: { header: 'X-Request-Id' } })
   headerX(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('multi') @Idempotent({ key: [{ header: 'X-Request-Id' }, 'payload-hash'] })
+  @Post('multi')
+  @Idempotent({ key: [{ header: 'X-Request-Id' }, 'payload-hash'] })
   multi(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('stripe') @Idempotent({ key: 'stripe' })
+  @Post('stripe')
+  @Idempotent({ key: 'stripe' })
   stripe(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('stream') @Idempotent()
+  @Post('stream')
+  @Idempotent()
   async stream(@Body() work: Work) {
     await this.effect(work);
     return new StreamableFile(Buffer.from('streamed'));
   }
 
-  @Post('large') @Idempotent({ maxResponseBytes: 1000 })
+  @Post('large')
+  @Idempotent({ maxResponseBytes: 1000 })
   async large(@Body() work: Work) {
     await this.effect(work);
     return { data: 'x'.repeat(2000) };
   }
 
-  @Post('nofp') @Idempotent({ fingerprint: false })
+  @Post('nofp')
+  @Idempotent({ fingerprint: false })
   noFingerprint(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('piped') @Idempotent()
+  @Post('piped')
+  @Idempotent()
   piped(@Body(RejectInvalid) work: Work) {
     return this.effect(work);
   }
 
-  @Post('store-if') @Idempotent({ storeIf: (status) => status < 300 })
+  @Post('store-if')
+  @Idempotent({ storeIf: (status) => status < 300 })
   async storeIf(@Body() work: Work) {
     await this.effect(work);
     throw new BadRequestException('not stored');
   }
 
-  @Post('bad-header') @Idempotent()
+  @Post('bad-header')
+  @Idempotent()
   async badHeader(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
     await this.effect(work);
     reply.header('X-Bad', 'a\u0001b');
@@ -258,7 +285,8 @@ export class EffectsController {
   }
 
   /** Answers twice: through the response object, then by returning a value. */
-  @Post('double') @Idempotent()
+  @Post('double')
+  @Idempotent()
   async double(@Body() work: Work, @Res({ passthrough: true }) reply: Reply) {
     await this.effect(work);
     reply.status(201);
@@ -268,7 +296,8 @@ export class EffectsController {
   }
 
   /** Writes the body in parts on Node's response. */
-  @Post('written') @Idempotent()
+  @Post('written')
+  @Idempotent()
   async written(@Body() work: Work, @Res() reply: Reply) {
     await this.effect(work);
     const raw = reply.raw ?? (reply as unknown as ServerResponse);
@@ -278,7 +307,8 @@ export class EffectsController {
   }
 
   /** Sends 202 through the response object, then fails: Nest's exception filter answers again. */
-  @Post('sent-then-thrown') @Idempotent()
+  @Post('sent-then-thrown')
+  @Idempotent()
   async sentThenThrown(@Body() work: Work, @Res() reply: Reply) {
     await this.effect(work);
     reply.status(202);
@@ -288,7 +318,8 @@ export class EffectsController {
   }
 
   /** Writes a 500 in parts, past maxResponseBytes. */
-  @Post('large-written') @Idempotent({ maxResponseBytes: 1000 })
+  @Post('large-written')
+  @Idempotent({ maxResponseBytes: 1000 })
   async largeWritten(@Body() work: Work, @Res() reply: Reply) {
     await this.effect(work);
     const raw = reply.raw ?? (reply as unknown as ServerResponse);
@@ -297,43 +328,53 @@ export class EffectsController {
     raw.end();
   }
 
-  @Post('observable') @Idempotent()
+  @Post('observable')
+  @Idempotent()
   observable(@Body() work: Work) {
     return from(this.effect(work));
   }
 
-  @Post('items/:id/cancel') @Idempotent({ key: ['header', 'payload-hash'] })
+  @Post('items/:id/cancel')
+  @Idempotent({ key: ['header', 'payload-hash'] })
   cancel(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('authed') @Idempotent() @UseGuards(SignedIn)
+  @Post('authed')
+  @Idempotent()
+  @UseGuards(SignedIn)
   authed(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('authed-scoped') @Idempotent({ scope: (req: { user: { id: string } }) => req.user.id }) @UseGuards(SignedIn)
+  @Post('authed-scoped')
+  @Idempotent({ scope: (req: { user: { id: string } }) => req.user.id })
+  @UseGuards(SignedIn)
   authedScoped(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('lease') @Idempotent({ lease: '1s', maxLease: '1s' })
+  @Post('lease')
+  @Idempotent({ lease: '1s', maxLease: '1s' })
   lease(@Body() work: Work) {
     return this.effect(work);
   }
 
   /** Bodies may differ (no fingerprint), so a retry can be quicker than the attempt it takes over. */
-  @Post('lease-any') @Idempotent({ lease: '1s', maxLease: '1s', fingerprint: false })
+  @Post('lease-any')
+  @Idempotent({ lease: '1s', maxLease: '1s', fingerprint: false })
   leaseAny(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('renew') @Idempotent({ lease: '1s', maxLease: '10s' })
+  @Post('renew')
+  @Idempotent({ lease: '1s', maxLease: '10s' })
   renew(@Body() work: Work) {
     return this.effect(work);
   }
 
-  @Post('ttl') @Idempotent({ ttl: '1s' })
+  @Post('ttl')
+  @Idempotent({ ttl: '1s' })
   ttl(@Body() work: Work) {
     return this.effect(work);
   }

@@ -16,7 +16,8 @@ export class OutboxController {
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
 
-  @Post('events') @HttpCode(200)
+  @Post('events')
+  @HttpCode(200)
   @Idempotent({ transaction: true, waitTimeout: '20s' })
   async event(@Body() body: { label: string; removeOnComplete?: boolean; badOption?: boolean }, @IdempotentTransaction() em: EntityManager) {
     await em.insert(Effect, { label: `order:${body.label}` });
@@ -27,7 +28,8 @@ export class OutboxController {
   }
 
   /** Misuse: enqueueing outside a transaction is refused, loudly. */
-  @Post('outside') @HttpCode(200)
+  @Post('outside')
+  @HttpCode(200)
   async outside(@Body() body: { label: string }) {
     return this.outbox.enqueue(this.dataSource.manager, { queue: FULFILMENT_QUEUE, name: 'fulfil', data: body });
   }

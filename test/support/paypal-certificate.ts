@@ -10,10 +10,25 @@ import { join } from 'node:path';
 function makeCertificate(): { key: string; certificate: string } {
   const folder = mkdtempSync(join(tmpdir(), 'paypal-cert-'));
   try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=messageverificationcerts.paypal.com',
-      '-keyout', join(folder, 'key.pem'), '-out', join(folder, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=messageverificationcerts.paypal.com',
+        '-keyout',
+        join(folder, 'key.pem'),
+        '-out',
+        join(folder, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     return { key: readFileSync(join(folder, 'key.pem'), 'utf8'), certificate: readFileSync(join(folder, 'cert.pem'), 'utf8') };
   } finally {
     rmSync(folder, { recursive: true, force: true });

@@ -30,7 +30,16 @@ export class OwnPostgres {
 
   start(): void {
     // fsync off: this server is thrown away; what is tested is the outage, not the disk.
-    this.pg('pg_ctl', ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-w', '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    this.pg('pg_ctl', [
+      '-D',
+      join(this.dir, 'data'),
+      '-l',
+      join(this.dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      'start',
+    ]);
   }
 
   /** `immediate` is a crash: no checkpoint, clients cut off, recovery at the next start. */
@@ -57,7 +66,9 @@ export class OwnPostgres {
 function binDir(): string {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) throw new Error('PostgreSQL server programs not found under /usr/lib/postgresql (Debian package postgresql).');
-  const newest = readdirSync(base).sort((a, b) => Number(a) - Number(b)).at(-1)!;
+  const newest = readdirSync(base)
+    .sort((a, b) => Number(a) - Number(b))
+    .at(-1)!;
   return join(base, newest, 'bin');
 }
 

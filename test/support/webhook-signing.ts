@@ -36,13 +36,7 @@ export async function githubDelivery(payload: object, secret: string, delivery: 
 }
 
 /** Signed by the `standardwebhooks` package; `prefix: 'svix'` gives Svix's header names. */
-export function standardDelivery(
-  payload: object,
-  secret: string,
-  id: string,
-  timestamp = new Date(),
-  prefix: 'webhook' | 'svix' = 'webhook',
-): SignedRequest {
+export function standardDelivery(payload: object, secret: string, id: string, timestamp = new Date(), prefix: 'webhook' | 'svix' = 'webhook'): SignedRequest {
   const body = JSON.stringify(payload);
   const signature = new StandardWebhook(secret).sign(id, timestamp, body);
   return {
@@ -71,11 +65,17 @@ export function handSignedDelivery(provider: string, secret: string, id: string,
       return standardDelivery({ type: 'invoice.paid' }, secret, id, new Date(ts * 1000), 'svix');
     case 'shopify': {
       const body = json({ id: 1, note: 'order' });
-      return { body, headers: { 'content-type': 'application/json', 'x-shopify-event-id': id, 'x-shopify-hmac-sha256': hmac('sha256', secret, body).digest('base64') } };
+      return {
+        body,
+        headers: { 'content-type': 'application/json', 'x-shopify-event-id': id, 'x-shopify-hmac-sha256': hmac('sha256', secret, body).digest('base64') },
+      };
     }
     case 'paddle': {
       const body = json({ event_id: id, event_type: 'transaction.completed' });
-      return { body, headers: { 'content-type': 'application/json', 'paddle-signature': `ts=${ts};h1=${hmac('sha256', secret, `${ts}:${body}`).digest('hex')}` } };
+      return {
+        body,
+        headers: { 'content-type': 'application/json', 'paddle-signature': `ts=${ts};h1=${hmac('sha256', secret, `${ts}:${body}`).digest('hex')}` },
+      };
     }
     case 'slack': {
       const body = json({ type: 'event_callback', event_id: id, event: { type: 'app_mention' } });
@@ -99,7 +99,12 @@ export function handSignedDelivery(provider: string, secret: string, id: string,
     case 'twilio': {
       const fields = { MessageSid: 'SM1', Body: 'hello', From: '+15550001' };
       const body = new URLSearchParams(fields).toString();
-      const signed = url + Object.keys(fields).sort().map((name) => name + fields[name as keyof typeof fields]).join('');
+      const signed =
+        url +
+        Object.keys(fields)
+          .sort()
+          .map((name) => name + fields[name as keyof typeof fields])
+          .join('');
       return {
         body,
         headers: {
@@ -110,7 +115,14 @@ export function handSignedDelivery(provider: string, secret: string, id: string,
       };
     }
     case 'linear': {
-      const body = json({ action: 'update', type: 'Issue', webhookId: 'wh_1', webhookTimestamp: ts * 1000, createdAt: '2026-11-23T10:00:00.000Z', data: { id, updatedAt: '2026-11-23T10:00:00.000Z' } });
+      const body = json({
+        action: 'update',
+        type: 'Issue',
+        webhookId: 'wh_1',
+        webhookTimestamp: ts * 1000,
+        createdAt: '2026-11-23T10:00:00.000Z',
+        data: { id, updatedAt: '2026-11-23T10:00:00.000Z' },
+      });
       return { body, headers: { 'content-type': 'application/json', 'linear-signature': hmac('sha256', secret, body).digest('hex') } };
     }
     case 'paypal': {

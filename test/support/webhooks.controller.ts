@@ -49,7 +49,8 @@ export class WebhooksController {
     return { ok: true };
   }
 
-  @Post('stripe') @HttpCode(200)
+  @Post('stripe')
+  @HttpCode(200)
   @VerifyWebhook('stripe', { secret: secrets })
   @Idempotent({ key: 'stripe', transaction: true })
   stripe(@Body() body: DeliveryBody & { id: string }, @IdempotentTransaction() manager: EntityManager) {
@@ -57,14 +58,16 @@ export class WebhooksController {
   }
 
   // Its secret comes from IdempotencyModule.forRoot({ webhooks: { github: ... } }).
-  @Post('github') @HttpCode(200)
+  @Post('github')
+  @HttpCode(200)
   @VerifyWebhook('github')
   @Idempotent({ key: 'github' })
   github(@Body() body: DeliveryBody & { delivery?: string }) {
     return this.effect(`github:${body.delivery}`, body);
   }
 
-  @Post('standard') @HttpCode(200)
+  @Post('standard')
+  @HttpCode(200)
   @VerifyWebhook('standard-webhooks', { secret: () => secrets })
   @Idempotent({ key: 'standard-webhooks', onInFlight: 'wait' })
   standard(@Body() body: DeliveryBody & { id: string }) {
@@ -72,7 +75,8 @@ export class WebhooksController {
   }
 
   /** Stripe-style events about subscriptions, applied in `created` order per subscription. */
-  @Post('subscriptions') @HttpCode(200)
+  @Post('subscriptions')
+  @HttpCode(200)
   @VerifyWebhook('stripe', { secret: secrets })
   @Idempotent({
     key: 'stripe',
@@ -103,7 +107,8 @@ function providerController(provider: WebhookProvider, key: Parameters<typeof Id
   class ProviderController {
     constructor(@InjectDataSource() readonly dataSource: DataSource) {}
 
-    @Post(provider) @HttpCode(200)
+    @Post(provider)
+    @HttpCode(200)
     @VerifyWebhook(provider, {
       secret: secrets,
       url: (req: { url: string }) => `${PUBLIC_URL}${req.url}`,
@@ -138,7 +143,8 @@ export interface BatchItem {
 export class BatchController {
   constructor(private readonly idempotency: IdempotencyService) {}
 
-  @Post('batch') @HttpCode(200)
+  @Post('batch')
+  @HttpCode(200)
   async batch(@Body() items: BatchItem[]) {
     const results = await Promise.allSettled(
       items.map((item) =>

@@ -72,7 +72,7 @@ describe.each(PLATFORMS)('webhook deliveries (%s)', (platform) => {
     expect(await app.effects(`stripe:${id}`)).toBe(1);
   });
 
-  it('keeps one provider\'s event ids apart from another\'s', async () => {
+  it("keeps one provider's event ids apart from another's", async () => {
     const id = `shared-${randomUUID()}`;
     expect((await deliver('/hooks/stripe', stripeDelivery({ id }, SECRETS.current))).status).toBe(200);
     expect((await deliver('/hooks/standard', standardDelivery({ id }, SECRETS.current, id))).status).toBe(200);
@@ -105,7 +105,11 @@ describe.each(PLATFORMS)('webhook deliveries (%s)', (platform) => {
 
     it('applies events that arrive in order, and one of equal version', async () => {
       const subscription = `sub_${randomUUID()}`;
-      for (const [created, status] of [[1000, 'trialing'], [2000, 'active'], [2000, 'past_due']] as const) {
+      for (const [created, status] of [
+        [1000, 'trialing'],
+        [2000, 'active'],
+        [2000, 'past_due'],
+      ] as const) {
         const answer = await deliverEvent(subscriptionEvent(subscription, created, status));
         expect(answer.headers.get('idempotent-skipped')).toBeNull();
       }
@@ -121,10 +125,9 @@ describe.each(PLATFORMS)('webhook deliveries (%s)', (platform) => {
       expect(countBy(answers, (answer) => answer.status)).toEqual({ 200: versions.length });
       expect(await state(subscription)).toMatchObject({ status: 'v1029', version: '1029' });
       // The effects, in the order they committed, carry strictly increasing versions.
-      const applied = await app.dataSource.query<Array<{ label: string }>>(
-        `SELECT label FROM "${schema}".effects WHERE label LIKE $1 ORDER BY id`,
-        [`subscription:${subscription}:%`],
-      );
+      const applied = await app.dataSource.query<Array<{ label: string }>>(`SELECT label FROM "${schema}".effects WHERE label LIKE $1 ORDER BY id`, [
+        `subscription:${subscription}:%`,
+      ]);
       const appliedVersions = applied.map((row) => Number(row.label.split(':')[2]));
       expect(appliedVersions).toEqual([...appliedVersions].sort((a, b) => a - b));
       expect(appliedVersions.at(-1)).toBe(1029);

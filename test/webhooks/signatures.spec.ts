@@ -66,7 +66,10 @@ describe.each(PLATFORMS)('webhook signatures, checked before the claim (%s)', (p
       const tampered = await deliver(path, { ...genuine, body: genuine.body.replace('}', ',"amount":1}') });
       expect(tampered.status).toBe(400);
 
-      const unsigned = await send(app.url, path, { body: genuine.body, headers: { 'content-type': 'application/json', 'x-github-delivery': id, 'webhook-id': id } });
+      const unsigned = await send(app.url, path, {
+        body: genuine.body,
+        headers: { 'content-type': 'application/json', 'x-github-delivery': id, 'webhook-id': id },
+      });
       expect(unsigned.json()).toMatchObject({ code: 'WEBHOOK_SIGNATURE_INVALID' });
       expect(await records(id)).toBe(0);
       expect(await app.effects(`${label}:${id}`)).toBe(0);

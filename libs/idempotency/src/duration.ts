@@ -47,7 +47,7 @@ function parseString(value: string): number | undefined {
 
 /** `JSON.stringify` shows NaN and Infinity as `null`: numbers are shown as they are. */
 function show(value: unknown): string {
-  return typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value);
+  return typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
 }
 
 /** The longest a Node.js timer waits: a longer one fires at once. */
@@ -60,9 +60,7 @@ export const LONGEST_TIMER_MS = 2 ** 31 - 1;
 export function toTimerMilliseconds(value: Duration, option: string, rules: DurationRules = {}): number {
   const parsed = toMilliseconds(value, option, rules);
   if (parsed > LONGEST_TIMER_MS) {
-    throw new IdempotencyConfigurationError(
-      `${option}: ${show(value)} is longer than a timer can wait (${LONGEST_TIMER_MS} ms, about 24.8 days).`,
-    );
+    throw new IdempotencyConfigurationError(`${option}: ${show(value)} is longer than a timer can wait (${LONGEST_TIMER_MS} ms, about 24.8 days).`);
   }
   return parsed;
 }

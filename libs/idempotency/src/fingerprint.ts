@@ -38,11 +38,7 @@ export function requestFingerprint(method: string, target: string, body: unknown
  * (awaited within the bound when it returns a promise), or the default over the concrete path, not the
  * route's pattern: the same key on another resource is another request.
  */
-export function fingerprintOf(
-  fingerprint: boolean | FingerprintFunction,
-  request: IdempotencyRequest,
-  bound: RequestFunctionBound,
-): Awaitable<string | null> {
+export function fingerprintOf(fingerprint: boolean | FingerprintFunction, request: IdempotencyRequest, bound: RequestFunctionBound): Awaitable<string | null> {
   if (fingerprint === false) return null;
   if (typeof fingerprint === 'function') return callRequestFunction(fingerprint, request, 'request fingerprint', bound);
   return requestFingerprint(request.method, requestTarget(request), request.body);

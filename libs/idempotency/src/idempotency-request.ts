@@ -49,8 +49,7 @@ export function headerValue(request: IdempotencyRequest, name: string): string |
  * told from one line holding a comma. A request without them (built by hand) counts as one line.
  */
 function headerLines(request: IdempotencyRequest, lower: string): number {
-  const raw =
-    (request as { rawHeaders?: readonly string[] }).rawHeaders ?? (request as { raw?: { rawHeaders?: readonly string[] } }).raw?.rawHeaders;
+  const raw = (request as { rawHeaders?: readonly string[] }).rawHeaders ?? (request as { raw?: { rawHeaders?: readonly string[] } }).raw?.rawHeaders;
   if (!raw) return 1;
   let lines = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i].length === lower.length && raw[i].toLowerCase() === lower) lines++;

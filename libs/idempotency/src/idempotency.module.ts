@@ -79,7 +79,9 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         useFactory: (options: IdempotencyModuleOptions, outbox: JobOutbox, source?: DataSource) => {
           if (!options.outbox || options.outbox.relay === false) return null;
           if (!source) {
-            throw new IdempotencyConfigurationError('The outbox relay needs a TypeORM DataSource on PostgreSQL: import TypeOrmModule.forRoot() beside IdempotencyModule.');
+            throw new IdempotencyConfigurationError(
+              'The outbox relay needs a TypeORM DataSource on PostgreSQL: import TypeOrmModule.forRoot() beside IdempotencyModule.',
+            );
           }
           const relay = new OutboxRelay(source, options.outbox);
           outbox.onCommit(() => relay.wake());

@@ -9,14 +9,7 @@ export { IdempotencyService, type RunOptions } from './idempotency.service';
 export { JobOutbox } from './outbox/job-outbox';
 export { OutboxRelay } from './outbox/outbox-relay';
 
-export type {
-  EventOrder,
-  FingerprintFunction,
-  IdempotencyModuleOptions,
-  IdempotentOptions,
-  RedisStoreOptions,
-  ScopeFunction,
-} from './idempotency.options';
+export type { EventOrder, FingerprintFunction, IdempotencyModuleOptions, IdempotentOptions, RedisStoreOptions, ScopeFunction } from './idempotency.options';
 export type { Duration } from './duration';
 export type { IdempotencyRequest } from './idempotency-request';
 export type { KeyFunction, KeySource } from './keys/key-source';

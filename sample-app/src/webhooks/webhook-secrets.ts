@@ -12,5 +12,7 @@ export const WEBHOOK_SECRETS = {
 /** Which secrets came from defaults rather than the environment. */
 export function defaultedSecrets(): string[] {
   const names = { stripe: 'STRIPE_WEBHOOK_SECRET', github: 'GITHUB_WEBHOOK_SECRET', standard: 'STANDARD_WEBHOOK_SECRET' } as const;
-  return Object.entries(names).filter(([, variable]) => !process.env[variable]).map(([provider, variable]) => `${variable}=${WEBHOOK_SECRETS[provider as keyof typeof names]}`);
+  return Object.entries(names)
+    .filter(([, variable]) => !process.env[variable])
+    .map(([provider, variable]) => `${variable}=${WEBHOOK_SECRETS[provider as keyof typeof names]}`);
 }

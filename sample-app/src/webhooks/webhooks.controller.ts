@@ -53,7 +53,12 @@ export class WebhooksController {
       if (order) await em.update(Order, { id: order.id }, { paid: true });
     } else if (event.type === 'checkout.session.completed') {
       const order: FulfilOrder = { sessionId: object.id, sku: object.metadata?.sku ?? 'widget', quantity: Number(object.metadata?.quantity) || 1 };
-      await this.outbox.enqueue(em, { queue: FULFILMENT_QUEUE, name: 'fulfil-order', data: order, options: { attempts: 5, backoff: { type: 'exponential', delay: 1000 } } });
+      await this.outbox.enqueue(em, {
+        queue: FULFILMENT_QUEUE,
+        name: 'fulfil-order',
+        data: order,
+        options: { attempts: 5, backoff: { type: 'exponential', delay: 1000 } },
+      });
     } else if (object.object === 'subscription' && object.status) {
       await em.upsert(Subscription, { id: object.id, status: object.status, eventCreated: String(event.created) }, ['id']);
     }
@@ -65,7 +70,11 @@ export class WebhooksController {
   @HttpCode(200)
   @VerifyWebhook('github')
   @Idempotent({ key: 'github', transaction: true })
-  async github(@Headers('x-github-event') type: string | undefined, @Headers('x-github-delivery') delivery: string, @IdempotentTransaction() em: EntityManager) {
+  async github(
+    @Headers('x-github-event') type: string | undefined,
+    @Headers('x-github-delivery') delivery: string,
+    @IdempotentTransaction() em: EntityManager,
+  ) {
     await em.insert(WebhookEvent, { provider: 'github', eventId: delivery, type: type ?? 'unknown' });
     return { received: delivery };
   }

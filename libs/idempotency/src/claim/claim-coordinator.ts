@@ -99,7 +99,9 @@ export class ClaimCoordinator {
   private claim(request: BeginRequest, deadline: number, report: OutcomeReport): ReturnType<LeaseClaims['claim']> {
     if (!request.transaction) return this.leases.claim(request, deadline, report);
     if (!this.transactions) {
-      throw new IdempotencyConfigurationError('transaction: true (and runJob()) needs a store that holds claims in transactions: the PostgreSQL store, not Redis.');
+      throw new IdempotencyConfigurationError(
+        'transaction: true (and runJob()) needs a store that holds claims in transactions: the PostgreSQL store, not Redis.',
+      );
     }
     return this.transactions.claim(request, deadline, report);
   }

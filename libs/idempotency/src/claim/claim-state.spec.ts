@@ -1,12 +1,4 @@
-import {
-  CLAIM_TRANSITIONS,
-  type ClaimedRecord,
-  claims,
-  decide,
-  fingerprintsDiffer,
-  type FoundRecord,
-  type RequestFingerprint,
-} from './claim-state';
+import { CLAIM_TRANSITIONS, type ClaimedRecord, claims, decide, fingerprintsDiffer, type FoundRecord, type RequestFingerprint } from './claim-state';
 
 const NOW = 1_000_000;
 const DAY_MS = 86_400_000;

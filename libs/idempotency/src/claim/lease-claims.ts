@@ -73,7 +73,8 @@ export class LeaseClaims {
       .then(() => this.store.release(ref))
       .then(
         () => this.waiter.wake(recordId(ref)),
-        (error: Error) => this.logger.warn(`${report.describe()}: giving back a claim that came after its waitTimeout failed (its lease frees it): ${error.message}`),
+        (error: Error) =>
+          this.logger.warn(`${report.describe()}: giving back a claim that came after its waitTimeout failed (its lease frees it): ${error.message}`),
       );
   }
 
@@ -102,21 +103,24 @@ export class LeaseClaims {
   private renewWhileHeld(ref: ClaimRef, leaseMs: number, maxLeaseMs: number, report: OutcomeReport): () => void {
     if (maxLeaseMs <= leaseMs) return () => undefined;
     const claimedAt = Date.now();
-    const timer = setInterval(() => {
-      const left = claimedAt + maxLeaseMs - Date.now();
-      if (left <= 0) {
-        clearInterval(timer);
-        return;
-      }
-      this.store.renew(ref, Math.min(leaseMs, left)).then(
-        (held) => {
-          if (held) return;
+    const timer = setInterval(
+      () => {
+        const left = claimedAt + maxLeaseMs - Date.now();
+        if (left <= 0) {
           clearInterval(timer);
-          this.logger.warn(`${report.describe()}: lease lost while its handler was running.`);
-        },
-        (error: Error) => this.logger.error(`${report.describe()}: lease renewal failed: ${error.message}`, error.stack),
-      );
-    }, Math.max(SHORTEST_RENEWAL_MS, Math.floor(leaseMs / 3)));
+          return;
+        }
+        this.store.renew(ref, Math.min(leaseMs, left)).then(
+          (held) => {
+            if (held) return;
+            clearInterval(timer);
+            this.logger.warn(`${report.describe()}: lease lost while its handler was running.`);
+          },
+          (error: Error) => this.logger.error(`${report.describe()}: lease renewal failed: ${error.message}`, error.stack),
+        );
+      },
+      Math.max(SHORTEST_RENEWAL_MS, Math.floor(leaseMs / 3)),
+    );
     timer.unref();
     return () => clearInterval(timer);
   }

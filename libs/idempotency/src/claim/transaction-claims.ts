@@ -34,7 +34,9 @@ export class TransactionClaims {
     try {
       // Queued behind a duplicate that has most likely just completed: its answer is one read away,
       // without a transaction (a burst on one key then costs one cheap read per duplicate).
-      const answered = turn.waited ? await settleWithin(this.store.peek(request), Math.max(0, deadline - Date.now()), 'The idempotency store did not answer within waitTimeout.') : undefined;
+      const answered = turn.waited
+        ? await settleWithin(this.store.peek(request), Math.max(0, deadline - Date.now()), 'The idempotency store did not answer within waitTimeout.')
+        : undefined;
       if (answered) {
         leave();
         return answered;

@@ -94,14 +94,24 @@ describe('runCli', () => {
 
 describe('connectionOf', () => {
   it('takes --url, else DATABASE_URL, or --redis with its prefix', () => {
-    expect(connectionOf({ url: 'postgresql://h/db', schema: 's' }, { DATABASE_URL: 'postgres://other/db' })).toEqual({ kind: 'postgres', url: 'postgresql://h/db', schema: 's' });
+    expect(connectionOf({ url: 'postgresql://h/db', schema: 's' }, { DATABASE_URL: 'postgres://other/db' })).toEqual({
+      kind: 'postgres',
+      url: 'postgresql://h/db',
+      schema: 's',
+    });
     expect(connectionOf({}, { DATABASE_URL: 'postgres://other/db' })).toEqual({ kind: 'postgres', url: 'postgres://other/db', schema: undefined });
-    expect(connectionOf({ redis: 'rediss://r:6380' }, { DATABASE_URL: 'postgres://other/db' })).toEqual({ kind: 'redis', url: 'rediss://r:6380', prefix: 'idempotency:' });
+    expect(connectionOf({ redis: 'rediss://r:6380' }, { DATABASE_URL: 'postgres://other/db' })).toEqual({
+      kind: 'redis',
+      url: 'rediss://r:6380',
+      prefix: 'idempotency:',
+    });
   });
 
   it('refuses what cannot be a connection, without printing a password', () => {
     expect(() => connectionOf({}, {})).toThrow(/--url postgres:\/\/user@host:5432\/db \(or set DATABASE_URL\)/);
-    expect(() => connectionOf({}, { DATABASE_URL: 'mysql://u:pw@h/db' })).toThrow('DATABASE_URL must be a postgres:// or postgresql:// URL, not "mysql://u:***@h/db".');
+    expect(() => connectionOf({}, { DATABASE_URL: 'mysql://u:pw@h/db' })).toThrow(
+      'DATABASE_URL must be a postgres:// or postgresql:// URL, not "mysql://u:***@h/db".',
+    );
     expect(() => connectionOf({ redis: 'localhost:6379' }, {})).toThrow(/--redis takes a redis:\/\/ or rediss:\/\/ URL/);
   });
 });
@@ -126,7 +136,15 @@ describe('formatting', () => {
   });
 
   it('aligns table columns, numbers to the right', () => {
-    expect(table(['scope', 'live'], [['POST /orders', 1200], ['run', 3]])).toEqual(['scope          live', 'POST /orders  1,200', 'run               3']);
+    expect(
+      table(
+        ['scope', 'live'],
+        [
+          ['POST /orders', 1200],
+          ['run', 3],
+        ],
+      ),
+    ).toEqual(['scope          live', 'POST /orders  1,200', 'run               3']);
   });
 
   it('shows a body as text when it is UTF-8 text, else as base64', () => {

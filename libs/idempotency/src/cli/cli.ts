@@ -39,7 +39,9 @@ export type Connection = { kind: 'postgres'; url: string; schema?: string; parti
 export type OpenSource = (connection: Connection) => Promise<RecordSource>;
 
 const openSource: OpenSource = (connection) =>
-  connection.kind === 'postgres' ? PostgresRecords.open(connection.url, connection.schema, connection.partitioned) : RedisRecords.open(connection.url, connection.prefix);
+  connection.kind === 'postgres'
+    ? PostgresRecords.open(connection.url, connection.schema, connection.partitioned)
+    : RedisRecords.open(connection.url, connection.prefix);
 
 /**
  * Runs the command line `argv` (without `node` and the script) and returns the exit code: 0 done,
@@ -125,7 +127,8 @@ export function connectionOf(options: ParsedOptions, env: Record<string, string 
     if (options.url !== undefined) throw new UsageError('Give either --url (PostgreSQL) or --redis, not both.');
     if (options.schema !== undefined) throw new UsageError('--schema is for PostgreSQL; the Redis store has --prefix.');
     if (options.partitioned) throw new UsageError('--partitioned is for PostgreSQL; the Redis store has no tables.');
-    if (!/^rediss?:\/\//.test(options.redis)) throw new UsageError(`--redis takes a redis:// or rediss:// URL, not ${JSON.stringify(redactUrl(options.redis))}.`);
+    if (!/^rediss?:\/\//.test(options.redis))
+      throw new UsageError(`--redis takes a redis:// or rediss:// URL, not ${JSON.stringify(redactUrl(options.redis))}.`);
     return { kind: 'redis', url: options.redis, prefix: options.prefix ?? DEFAULT_REDIS_PREFIX };
   }
   if (options.prefix !== undefined) throw new UsageError('--prefix is for the Redis store: give --redis <url> with it.');

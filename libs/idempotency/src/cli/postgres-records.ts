@@ -94,24 +94,22 @@ export class PostgresRecords implements RecordSource {
          FROM ${this.table}`,
         [now],
       );
-      const scopes: Array<{ scope: string; live: number; in_flight: number; stuck: number; completed: number; scopes: number }> =
-        await this.dataSource.query(
-          `SELECT scope, count(*)::float8 AS live,
+      const scopes: Array<{ scope: string; live: number; in_flight: number; stuck: number; completed: number; scopes: number }> = await this.dataSource.query(
+        `SELECT scope, count(*)::float8 AS live,
                   count(*) FILTER (WHERE state = 'in_flight' AND lease_expires_at > $1)::float8 AS in_flight,
                   count(*) FILTER (WHERE ${stuck})::float8 AS stuck,
                   count(*) FILTER (WHERE state = 'completed')::float8 AS completed,
                   (count(*) OVER ())::float8 AS scopes
            FROM ${this.table} WHERE ${live}
            GROUP BY scope ORDER BY live DESC, scope LIMIT $2`,
-          [now, options.topScopes],
-        );
-      const oldest: Array<{ scope: string; key: string; attempts: number; created_at: Date; lease_expires_at: Date | null }> =
-        await this.dataSource.query(
-          `SELECT scope, key, attempts, created_at, lease_expires_at FROM ${this.table}
+        [now, options.topScopes],
+      );
+      const oldest: Array<{ scope: string; key: string; attempts: number; created_at: Date; lease_expires_at: Date | null }> = await this.dataSource.query(
+        `SELECT scope, key, attempts, created_at, lease_expires_at FROM ${this.table}
            WHERE ${live} AND ${stuck}
            ORDER BY lease_expires_at NULLS FIRST, created_at LIMIT $2`,
-          [now, options.topStuck],
-        );
+        [now, options.topStuck],
+      );
       return {
         now,
         states: { inFlight: states.in_flight, stuck: states.stuck, completed: states.completed, expired: states.expired },
@@ -130,7 +128,8 @@ export class PostgresRecords implements RecordSource {
 
   async purge(batchSize: number, onBatch?: (progress: PurgeProgress) => void): Promise<PurgeProgress> {
     // The app's purge also makes partitions ahead, at its interval, which only the app knows: here only the drops.
-    const purgeOnce = this.store instanceof PartitionedTypeOrmIdempotencyStore ? this.store.dropExpired.bind(this.store) : this.store.purgeExpired.bind(this.store);
+    const purgeOnce =
+      this.store instanceof PartitionedTypeOrmIdempotencyStore ? this.store.dropExpired.bind(this.store) : this.store.purgeExpired.bind(this.store);
     return this.explained(async () => {
       // As IdempotencyService.purgeExpired(): batches until one comes back short.
       const progress: PurgeProgress = { deleted: 0, batches: 0 };
@@ -165,7 +164,7 @@ export class PostgresRecords implements RecordSource {
         throw new CliFailure(
           `${this.description} has no ${this.tableName} table ${schema ? `in schema ${schema}` : 'in its search_path (public)'}, ` +
             `or an older one (${describeError(error)}). Pass --schema with the schema of the app's DataSource, ` +
-            'or run the app\'s migrations (...idempotencyMigrations) first.',
+            "or run the app's migrations (...idempotencyMigrations) first.",
           { cause: error },
         );
       }
@@ -185,8 +184,5 @@ function connectionFailure(error: unknown, where: string): CliFailure {
   const code = sqlState(error);
   const reason = code && REFUSED_LOGIN[code] ? `${REFUSED_LOGIN[code]}: ${describeError(error)}` : describeError(error);
   const target = /^postgres(ql)?:/.test(where) ? `PostgreSQL at ${redactUrl(where)}` : where;
-  return new CliFailure(
-    `Cannot connect to ${target} (${reason}). Check --url (or DATABASE_URL) and that the server is running.`,
-    { cause: error },
-  );
+  return new CliFailure(`Cannot connect to ${target} (${reason}). Check --url (or DATABASE_URL) and that the server is running.`, { cause: error });
 }

@@ -40,13 +40,7 @@ export abstract class IdempotencyException extends HttpException {
   readonly code: IdempotencyErrorCode;
   readonly headers: Readonly<Record<string, string>>;
 
-  protected constructor(
-    code: IdempotencyErrorCode,
-    status: HttpStatus,
-    title: string,
-    detail: string,
-    retryAfterSeconds?: number,
-  ) {
+  protected constructor(code: IdempotencyErrorCode, status: HttpStatus, title: string, detail: string, retryAfterSeconds?: number) {
     const problem: IdempotencyProblem = {
       type: `urn:nestjs-idempotency:${code.toLowerCase().replaceAll('_', '-')}`,
       title,

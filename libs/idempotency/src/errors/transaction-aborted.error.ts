@@ -5,7 +5,7 @@
  */
 export class TransactionAbortedError extends Error {
   constructor(options?: { cause?: unknown }) {
-    super('A statement of the handler failed inside the claim\'s transaction, which was rolled back: nothing the handler wrote was committed.', options);
+    super("A statement of the handler failed inside the claim's transaction, which was rolled back: nothing the handler wrote was committed.", options);
     this.name = 'TransactionAbortedError';
   }
 }

@@ -51,21 +51,26 @@ export function runClaimed(
     return work();
   };
 
-  holdResponse(response, plan.maxResponseBytes, {
-    beforeSend: (captured) => finishOnce(() => finish(claim, captured, plan, request, handlerDone ? undefined : settled)),
-    onClose: () => {
-      // The client left before anything was sent. Give the handler, then the framework, time to produce the
-      // response (it is stored as usual if it comes); past that, nothing will be sent.
-      void settled
-        .then(() => sleep(CLOSE_GRACE_MS))
-        .then(() =>
-          finishOnce(() => {
-            logger.warn(`${routeOf(request)}: the client left and no response was written; the answer is not stored.`);
-            return abandon(claim);
-          }),
-        );
+  holdResponse(
+    response,
+    plan.maxResponseBytes,
+    {
+      beforeSend: (captured) => finishOnce(() => finish(claim, captured, plan, request, handlerDone ? undefined : settled)),
+      onClose: () => {
+        // The client left before anything was sent. Give the handler, then the framework, time to produce the
+        // response (it is stored as usual if it comes); past that, nothing will be sent.
+        void settled
+          .then(() => sleep(CLOSE_GRACE_MS))
+          .then(() =>
+            finishOnce(() => {
+              logger.warn(`${routeOf(request)}: the client left and no response was written; the answer is not stored.`);
+              return abandon(claim);
+            }),
+          );
+      },
     },
-  }, ownHeaders);
+    ownHeaders,
+  );
 
   const result$ = next.handle().pipe(
     map((value: unknown) => {

@@ -20,7 +20,14 @@ describe('own headers', () => {
   });
 
   it('adds them to a replacement, whose own values win a clash, and never its Content-Length', () => {
-    const replay = { status: 201, headers: [['content-type', 'application/json'], ['x-trace', 'stored']] as Array<[string, string]>, body: Buffer.from('{}') };
+    const replay = {
+      status: 201,
+      headers: [
+        ['content-type', 'application/json'],
+        ['x-trace', 'stored'],
+      ] as Array<[string, string]>,
+      body: Buffer.from('{}'),
+    };
     const own = [
       ['x-request-id', 'r2'],
       ['x-trace', 'middleware'],

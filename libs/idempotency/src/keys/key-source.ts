@@ -19,12 +19,7 @@ export const MAX_KEY_LENGTH = 255;
 export type KeyFunction<TRequest = IdempotencyRequest> = (request: TRequest) => unknown;
 
 /** One place a key can come from. */
-export type KeySourceItem<TRequest = IdempotencyRequest> =
-  | 'header'
-  | 'payload-hash'
-  | ProviderPresetName
-  | { header: string }
-  | KeyFunction<TRequest>;
+export type KeySourceItem<TRequest = IdempotencyRequest> = 'header' | 'payload-hash' | ProviderPresetName | { header: string } | KeyFunction<TRequest>;
 
 /**
  * Where the key comes from: one source, or several of which the first that yields a key wins.

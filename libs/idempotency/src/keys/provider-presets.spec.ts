@@ -24,7 +24,10 @@ describe('provider presets', () => {
     ['paypal', request({ 'paypal-transmission-id': 'per-attempt' }, { id: 'WH-1' }), 'WH-1'],
     [
       'linear',
-      request({ 'linear-delivery': 'per-attempt' }, { webhookId: 'wh', action: 'update', createdAt: 'c', data: { id: 'iss', updatedAt: '2026-11-23T10:00:00.000Z' } }),
+      request(
+        { 'linear-delivery': 'per-attempt' },
+        { webhookId: 'wh', action: 'update', createdAt: 'c', data: { id: 'iss', updatedAt: '2026-11-23T10:00:00.000Z' } },
+      ),
       'wh:update:iss:2026-11-23T10:00:00.000Z',
     ],
   ])('%s reads the event id', async (preset, req, key) => {

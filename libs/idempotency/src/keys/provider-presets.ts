@@ -18,15 +18,20 @@ function field(value: unknown, ...path: string[]): unknown {
   return current;
 }
 
-const body = (...path: string[]) => (request: IdempotencyRequest) => field(request.body, ...path);
+const body =
+  (...path: string[]) =>
+  (request: IdempotencyRequest) =>
+    field(request.body, ...path);
 /** The first of the headers present and not empty; a later one is not read (nor refused) once one is found. */
-const header = (...names: string[]) => (request: IdempotencyRequest) => {
-  for (const name of names) {
-    const value = headerValue(request, name);
-    if (value !== undefined && value !== '') return value;
-  }
-  return undefined;
-};
+const header =
+  (...names: string[]) =>
+  (request: IdempotencyRequest) => {
+    for (const name of names) {
+      const value = headerValue(request, name);
+      if (value !== undefined && value !== '') return value;
+    }
+    return undefined;
+  };
 
 /**
  * Provider presets usable as `@Idempotent({ key: 'stripe' })`. Each reads the id of the *event*, which

@@ -49,10 +49,13 @@ async function settleBy<T>(pending: PromiseLike<T>, what: string, bound: Request
   if (bound.deadline === Number.POSITIVE_INFINITY) return settled;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      logger.warn(`${bound.route}: the ${what} function was still pending when the route's waitTimeout ran out; answered 503.`);
-      reject(new IdempotencyKeyUnavailableException());
-    }, Math.max(0, bound.deadline - Date.now()));
+    timer = setTimeout(
+      () => {
+        logger.warn(`${bound.route}: the ${what} function was still pending when the route's waitTimeout ran out; answered 503.`);
+        reject(new IdempotencyKeyUnavailableException());
+      },
+      Math.max(0, bound.deadline - Date.now()),
+    );
   });
   try {
     return await Promise.race([settled, timedOut]);

@@ -99,4 +99,3 @@ export function scopeLabel(scope: string): string {
   const tenant = scope.indexOf('#');
   return tenant === -1 ? scope : scope.slice(0, tenant);
 }
-

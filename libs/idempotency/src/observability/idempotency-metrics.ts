@@ -107,22 +107,32 @@ export class IdempotencyMetrics implements OnModuleDestroy {
 /** The subscriber that moves the metrics; it never throws, as a subscriber's error would crash the process. */
 function recorder(client: PromClient, registry: Registry, prefix: string, buckets: number[]): (message: IdempotencyOutcomeMessage) => void {
   const labelNames = ['outcome', 'route'] as const;
-  const outcomes = reuse(registry, `${prefix}idempotency_outcomes_total`, 'inc', labelNames, () =>
-    new client.Counter({
-      name: `${prefix}idempotency_outcomes_total`,
-      help: 'Outcomes of idempotent requests and runs (claimed, replayed, rejected-in-flight, waited, key-reused, ...), by route.',
-      labelNames,
-      registers: [registry],
-    }),
+  const outcomes = reuse(
+    registry,
+    `${prefix}idempotency_outcomes_total`,
+    'inc',
+    labelNames,
+    () =>
+      new client.Counter({
+        name: `${prefix}idempotency_outcomes_total`,
+        help: 'Outcomes of idempotent requests and runs (claimed, replayed, rejected-in-flight, waited, key-reused, ...), by route.',
+        labelNames,
+        registers: [registry],
+      }),
   );
-  const added = reuse(registry, `${prefix}idempotency_added_seconds`, 'observe', labelNames, () =>
-    new client.Histogram({
-      name: `${prefix}idempotency_added_seconds`,
-      help: 'Time the idempotency library added to a request: the claim, waits included, and storing the answer; not the handler.',
-      labelNames,
-      buckets,
-      registers: [registry],
-    }),
+  const added = reuse(
+    registry,
+    `${prefix}idempotency_added_seconds`,
+    'observe',
+    labelNames,
+    () =>
+      new client.Histogram({
+        name: `${prefix}idempotency_added_seconds`,
+        help: 'Time the idempotency library added to a request: the claim, waits included, and storing the answer; not the handler.',
+        labelNames,
+        buckets,
+        registers: [registry],
+      }),
   );
   const logger = new Logger('Idempotency');
   let failed = false;

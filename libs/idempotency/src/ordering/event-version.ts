@@ -39,7 +39,5 @@ export function toDecimal(version: EventVersion): string {
     const time = ISO_TIME.test(version) ? Date.parse(version) : Number.NaN;
     if (!Number.isNaN(time)) return String(time);
   }
-  throw new EventVersionInvalidException(
-    'The event version must be a number, a bigint, a Date, or a string holding a decimal number or an ISO-8601 time.',
-  );
+  throw new EventVersionInvalidException('The event version must be a number, a bigint, a Date, or a string holding a decimal number or an ISO-8601 time.');
 }

@@ -139,9 +139,7 @@ export class OutboxRelay {
         const refused = await this.send(rows);
         const sent = rows.filter((row) => !refused.has(row.id));
         await this.afterSend(sent.map((row) => row.job_id));
-        await runner.query(`UPDATE ${this.table} SET sent_at = clock_timestamp(), sends = sends + 1 WHERE id = ANY($1::bigint[])`, [
-          sent.map((row) => row.id),
-        ]);
+        await runner.query(`UPDATE ${this.table} SET sent_at = clock_timestamp(), sends = sends + 1 WHERE id = ANY($1::bigint[])`, [sent.map((row) => row.id)]);
         for (const [id, error] of refused) {
           // A job BullMQ will never take (a bad option): parked with its error, so that it cannot block the rest.
           await runner.query(`UPDATE ${this.table} SET failed_at = clock_timestamp(), last_error = $2 WHERE id = $1`, [id, error]);
@@ -339,7 +337,6 @@ export class OutboxRelay {
     }
   }
 }
-
 
 function toJob(row: OutboxRow): { name: string; data: unknown; opts: Record<string, unknown> } {
   return { name: row.name, data: row.data, opts: { ...row.options, jobId: row.job_id } };

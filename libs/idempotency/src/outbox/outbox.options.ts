@@ -66,7 +66,9 @@ export function resolveOutboxOptions(options: OutboxOptions): ResolvedOutboxOpti
   const sendTimeoutMs = toTimerMilliseconds(options.sendTimeout ?? '5s', `${where}: sendTimeout`);
   const redeliverAfterMs = options.redeliverAfter === undefined ? null : toMilliseconds(options.redeliverAfter, `${where}: redeliverAfter`);
   if (redeliverAfterMs !== null && redeliverAfterMs <= sendTimeoutMs) {
-    throw new IdempotencyConfigurationError(`${where}: redeliverAfter must be longer than sendTimeout (${sendTimeoutMs} ms), or a row would be re-sent while its send may still land.`);
+    throw new IdempotencyConfigurationError(
+      `${where}: redeliverAfter must be longer than sendTimeout (${sendTimeoutMs} ms), or a row would be re-sent while its send may still land.`,
+    );
   }
   return {
     connection: typeof options.connection === 'string' ? fromUrl(options.connection, where) : options.connection,

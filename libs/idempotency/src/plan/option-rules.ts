@@ -48,7 +48,9 @@ export class ConfigurationProblems {
   throwIfAny(): void {
     if (this.messages.length === 1) throw new IdempotencyConfigurationError(this.messages[0]);
     if (this.messages.length > 1) {
-      throw new IdempotencyConfigurationError(`${this.messages.length} idempotency options are wrong:\n${this.messages.map((message) => `- ${message}`).join('\n')}`);
+      throw new IdempotencyConfigurationError(
+        `${this.messages.length} idempotency options are wrong:\n${this.messages.map((message) => `- ${message}`).join('\n')}`,
+      );
     }
   }
 }

@@ -76,7 +76,12 @@ describe('resolveRunPlan', () => {
       onInFlight: 'wait',
       transaction: false,
     });
-    expect(resolveRunPlan(defaults, { ttl: '1m', lease: '5s', onInFlight: 'reject', transaction: true })).toMatchObject({ ttlMs: 60_000, leaseMs: 5000, onInFlight: 'reject', transaction: true });
+    expect(resolveRunPlan(defaults, { ttl: '1m', lease: '5s', onInFlight: 'reject', transaction: true })).toMatchObject({
+      ttlMs: 60_000,
+      leaseMs: 5000,
+      onInFlight: 'reject',
+      transaction: true,
+    });
   });
 
   it.each([

@@ -70,8 +70,7 @@ export interface TransactionalClaim {
 }
 
 export type TransactionalClaimOutcome =
-  | Exclude<ClaimOutcome, { status: 'claimed' }>
-  | { status: 'claimed'; claim: TransactionalClaim; attempt: number; takenOver: boolean };
+  Exclude<ClaimOutcome, { status: 'claimed' }> | { status: 'claimed'; claim: TransactionalClaim; attempt: number; takenOver: boolean };
 
 export type RecordState = 'in_flight' | 'completed';
 
@@ -139,12 +138,7 @@ export interface TransactionalIdempotencyStore extends IdempotencyStore {
    * `handlerLockTimeoutMs` (default `lockTimeoutMs`). Unless the outcome is `claimed`, the transaction
    * is already closed.
    */
-  claimInTransaction(
-    request: ClaimRequest,
-    lockTimeoutMs: number,
-    idleTimeoutMs: number,
-    handlerLockTimeoutMs?: number,
-  ): Promise<TransactionalClaimOutcome>;
+  claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number, handlerLockTimeoutMs?: number): Promise<TransactionalClaimOutcome>;
 }
 
 /** Whether the store declares transactional claims (`transaction: true`, `order`, `runJob()`). */

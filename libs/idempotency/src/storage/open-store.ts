@@ -33,7 +33,7 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
   if (choice === 'postgres') {
     if (!dataSource) {
       throw new IdempotencyConfigurationError(
-        'The PostgreSQL store (the default) works on the app\'s TypeORM DataSource: import TypeOrmModule.forRoot() ' +
+        "The PostgreSQL store (the default) works on the app's TypeORM DataSource: import TypeOrmModule.forRoot() " +
           "beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
       );
     }
@@ -45,7 +45,7 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
     );
   }
   if (options.partitioning) {
-    throw new IdempotencyConfigurationError('IdempotencyModule: partitioning applies to the PostgreSQL store only: remove it, or set store: \'postgres\'.');
+    throw new IdempotencyConfigurationError("IdempotencyModule: partitioning applies to the PostgreSQL store only: remove it, or set store: 'postgres'.");
   }
   if (isStore(choice)) return new OpenedStore(choice);
   if (typeof choice === 'object' && choice !== null && choice.type === 'redis') {

@@ -30,6 +30,8 @@ describe('IdempotencyHealthIndicator', () => {
   });
 
   it('refuses a timeout that is not a duration, naming the option', async () => {
-    await expect(indicator(jest.fn()).isHealthy('idempotency', { timeout: 'soon' })).rejects.toThrow(/^IdempotencyHealthIndicator.isHealthy\(\): timeout: "soon" is not a duration/);
+    await expect(indicator(jest.fn()).isHealthy('idempotency', { timeout: 'soon' })).rejects.toThrow(
+      /^IdempotencyHealthIndicator.isHealthy\(\): timeout: "soon" is not a duration/,
+    );
   });
 });

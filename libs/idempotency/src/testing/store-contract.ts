@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type {
-  ClaimOutcome,
-  ClaimRequest,
-  IdempotencyStore,
-  StoredResponse,
-} from '../storage/idempotency-store';
+import type { ClaimOutcome, ClaimRequest, IdempotencyStore, StoredResponse } from '../storage/idempotency-store';
 import { testClaimTransitions } from './claim-table';
 import type { ContractContext, StoreUnderTest, TestFramework } from './contract-context';
 import { describeRaces } from './store-races';
@@ -267,7 +262,7 @@ export function testIdempotencyStore(
         await sleep(250);
         const before = await subject.countRecords?.();
         let purged = 0;
-        for (let deleted = -1; deleted !== 0; ) {
+        for (let deleted = -1; deleted !== 0;) {
           deleted = await store.purgeExpired(2);
           assert.ok(deleted <= 2, `a batch of 2 deleted ${deleted}`);
           purged += deleted;

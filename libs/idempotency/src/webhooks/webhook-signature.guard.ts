@@ -28,10 +28,7 @@ export class WebhookSignatureGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const metadata = this.reflector.getAllAndOverride<VerifyWebhookMetadata | undefined>(VERIFY_WEBHOOK, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
+    const metadata = this.reflector.getAllAndOverride<VerifyWebhookMetadata | undefined>(VERIFY_WEBHOOK, [context.getHandler(), context.getClass()]);
     if (!metadata || context.getType() !== 'http') return true;
     const request = context.switchToHttp().getRequest<IdempotencyRequest>();
     try {

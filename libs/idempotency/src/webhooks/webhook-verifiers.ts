@@ -130,7 +130,10 @@ function standardWebhooks(prefix: 'webhook' | 'svix'): WebhookVerifier {
     const names = ['id', 'timestamp', 'signature'].map((part) => `${prefix}-${part}`);
     const [id, timestamp, signature] = names.map((name) => header(delivery, name));
     assertFresh(delivery, Number(timestamp));
-    const { Webhook } = await loadOptionalPeer<StandardWebhooksModule>('standardwebhooks', `@VerifyWebhook('${prefix === 'svix' ? 'svix' : 'standard-webhooks'}')`);
+    const { Webhook } = await loadOptionalPeer<StandardWebhooksModule>(
+      'standardwebhooks',
+      `@VerifyWebhook('${prefix === 'svix' ? 'svix' : 'standard-webhooks'}')`,
+    );
     const failures: string[] = [];
     for (const secret of delivery.secrets) {
       let webhook;
@@ -160,7 +163,9 @@ const shopify = synchronous((delivery) => {
 
 /** Paddle Billing: `Paddle-Signature: ts=...;h1=...` (an `h1` per secret while one rotates), HMAC of `ts:body`. */
 const paddle = synchronous((delivery) => {
-  const parts = header(delivery, 'paddle-signature').split(';').map((part) => part.split('=', 2) as [string, string | undefined]);
+  const parts = header(delivery, 'paddle-signature')
+    .split(';')
+    .map((part) => part.split('=', 2) as [string, string | undefined]);
   const ts = parts.find(([name]) => name === 'ts')?.[1];
   const signatures = parts.filter(([name, value]) => name === 'h1' && value).map(([, value]) => Buffer.from(value!, 'hex'));
   if (!ts || signatures.length === 0) refuse('The Paddle-Signature header has no ts or no h1.');
@@ -221,7 +226,15 @@ const twilio = synchronous((delivery) => {
     const fields = new URLSearchParams(delivery.rawBody.toString('utf8'));
     const names = [...new Set(fields.keys())].sort();
     // As Twilio signs them: names sorted, and the values of a repeated name sorted too.
-    signed += names.map((name) => fields.getAll(name).sort().map((value) => name + value).join('')).join('');
+    signed += names
+      .map((name) =>
+        fields
+          .getAll(name)
+          .sort()
+          .map((value) => name + value)
+          .join(''),
+      )
+      .join('');
   }
   if (!anyMatches(delivery, [received], (secret) => hmac('sha1', secret, signed))) {
     refuse('The X-Twilio-Signature signature does not match.');

@@ -35,9 +35,7 @@ export function withEncryptionAtRest(store: TransactionalIdempotencyStore, encry
 export function withEncryptionAtRest(store: IdempotencyStore, encryption: EncryptionOptions | undefined): IdempotencyStore;
 export function withEncryptionAtRest(store: IdempotencyStore, encryption: EncryptionOptions | undefined): IdempotencyStore {
   const cipher = new ResponseCipher(encryption);
-  return isTransactional(store)
-    ? new EncryptedTransactionalStore(store, cipher)
-    : new EncryptedStore(store, cipher);
+  return isTransactional(store) ? new EncryptedTransactionalStore(store, cipher) : new EncryptedStore(store, cipher);
 }
 
 class EncryptedStore implements IdempotencyStore {

@@ -163,13 +163,20 @@ describe('response encryption', () => {
     });
 
     it('a Buffer of another length', () => {
-      expect(configurationFailure([{ id: 'a', key: randomBytes(16) }])).toMatch(/keys\[0\]\.key \(id "a"\) is 16 bytes; AES-256-GCM needs exactly 32.*openssl rand -base64 32/);
+      expect(configurationFailure([{ id: 'a', key: randomBytes(16) }])).toMatch(
+        /keys\[0\]\.key \(id "a"\) is 16 bytes; AES-256-GCM needs exactly 32.*openssl rand -base64 32/,
+      );
     });
 
     it('base64 of another length, or hex, or nothing', () => {
       const short = base64Of(16);
       expect(configurationFailure([{ id: 'a', key: short }])).toMatch(/not the base64 of 32 bytes.*24 characters, 16 bytes once decoded.*openssl/);
-      expect(configurationFailure([{ id: 'a', key: base64Of(32) }, { id: 'b', key: randomBytes(32).toString('hex') }])).toMatch(/keys\[1\].*48 bytes once decoded/);
+      expect(
+        configurationFailure([
+          { id: 'a', key: base64Of(32) },
+          { id: 'b', key: randomBytes(32).toString('hex') },
+        ]),
+      ).toMatch(/keys\[1\].*48 bytes once decoded/);
       expect(configurationFailure([{ id: 'a', key: undefined }])).toMatch(/must be a Buffer of 32 bytes or their base64, not undefined/);
       expect(configurationFailure([{ id: 'a', key: short }])).not.toContain(short);
     });

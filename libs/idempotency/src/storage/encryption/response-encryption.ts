@@ -186,9 +186,7 @@ function resolveKeys(options: EncryptionOptions): Map<string, KeyObject> {
       );
     }
     if (keys.has(id)) {
-      throw new IdempotencyConfigurationError(
-        `${where}.id "${id}" is given twice: each key needs its own id, as records name the key that encrypted them.`,
-      );
+      throw new IdempotencyConfigurationError(`${where}.id "${id}" is given twice: each key needs its own id, as records name the key that encrypted them.`);
     }
     keys.set(id, createSecretKey(keyBytes(key, `${where}.key (id "${id}")`)));
   });

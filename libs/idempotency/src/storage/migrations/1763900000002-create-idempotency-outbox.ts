@@ -27,9 +27,7 @@ export class CreateIdempotencyOutbox1763900000002 implements MigrationInterface 
     await queryRunner.query(`CREATE UNIQUE INDEX IF NOT EXISTS "idempotency_outbox_job_id_key" ON ${table} ("job_id")`);
     // The relay reads unsent rows in id order, and sent rows not yet processed by age: these partial indexes
     // hold only those rows, so they stay small however many processed rows wait for the cleanup.
-    await queryRunner.query(
-      `CREATE INDEX IF NOT EXISTS "idempotency_outbox_unsent_idx" ON ${table} ("id") WHERE "sent_at" IS NULL AND "failed_at" IS NULL`,
-    );
+    await queryRunner.query(`CREATE INDEX IF NOT EXISTS "idempotency_outbox_unsent_idx" ON ${table} ("id") WHERE "sent_at" IS NULL AND "failed_at" IS NULL`);
     await queryRunner.query(
       `CREATE INDEX IF NOT EXISTS "idempotency_outbox_unprocessed_idx" ON ${table} ("sent_at") WHERE "processed_at" IS NULL AND "sent_at" IS NOT NULL`,
     );

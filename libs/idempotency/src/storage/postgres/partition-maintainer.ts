@@ -57,7 +57,7 @@ export class PartitionMaintainer {
     const now = await this.catalog.now();
     const until = (Math.floor(now / intervalMs) + ahead + 1) * intervalMs;
     let partitions = await this.catalog.partitions();
-    for (let time = now; time < until; ) {
+    for (let time = now; time < until;) {
       const covering = partitions.find((partition) => covers(partition, time));
       if (covering) {
         time = covering.to.getTime();

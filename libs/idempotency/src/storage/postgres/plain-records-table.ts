@@ -117,9 +117,13 @@ export class PlainRecordsTable implements RecordsTable {
       await budget.renew();
       const {
         rows: [row],
-      } = await this.session.send<ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM ${this.name} WHERE scope = $1 AND key = $2 FOR UPDATE`, [request.scope, request.key], {
-        runner,
-      });
+      } = await this.session.send<ClaimRow>(
+        `SELECT ${CLAIM_COLUMNS} FROM ${this.name} WHERE scope = $1 AND key = $2 FOR UPDATE`,
+        [request.scope, request.key],
+        {
+          runner,
+        },
+      );
       // Deleted (released or purged) between the insert and the lock: insert again.
       if (!row) continue;
 

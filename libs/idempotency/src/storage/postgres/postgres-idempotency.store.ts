@@ -59,7 +59,12 @@ export class PostgresIdempotencyStore implements TransactionalIdempotencyStore {
     }
   }
 
-  claimInTransaction(request: ClaimRequest, lockTimeoutMs: number, idleTimeoutMs: number, handlerLockTimeoutMs = lockTimeoutMs): Promise<TransactionalClaimOutcome> {
+  claimInTransaction(
+    request: ClaimRequest,
+    lockTimeoutMs: number,
+    idleTimeoutMs: number,
+    handlerLockTimeoutMs = lockTimeoutMs,
+  ): Promise<TransactionalClaimOutcome> {
     const waits = { lockTimeoutMs, idleTimeoutMs, handlerLockTimeoutMs };
     return this.records.withRoom(() => claimInTransaction(this.session, this.records, this.versions, request, waits));
   }

@@ -144,7 +144,7 @@ export function milliseconds(ms: number): string {
  */
 export function notPast(deadline: number | undefined): void {
   if (deadline !== undefined && Date.now() >= deadline) {
-    throw new Error('No pooled connection came before the claim\'s caller stopped waiting (waitTimeout): the claim was not started.');
+    throw new Error("No pooled connection came before the claim's caller stopped waiting (waitTimeout): the claim was not started.");
   }
 }
 

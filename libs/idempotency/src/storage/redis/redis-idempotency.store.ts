@@ -1,14 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { fingerprintsDiffer } from '../../claim/claim-state';
-import type {
-  ClaimOutcome,
-  ClaimRef,
-  ClaimRequest,
-  IdempotencyRecordView,
-  IdempotencyStore,
-  RecordState,
-  StoredResponse,
-} from '../idempotency-store';
+import type { ClaimOutcome, ClaimRef, ClaimRequest, IdempotencyRecordView, IdempotencyStore, RecordState, StoredResponse } from '../idempotency-store';
 import type { RedisClient } from './ioredis';
 import { DEFAULT_REDIS_PREFIX, REDIS_FIELDS as F, redisRecordKey } from './redis-record-key';
 import { defineScripts, type RedisScripts } from './redis-scripts';
