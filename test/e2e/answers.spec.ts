@@ -82,9 +82,9 @@ describe.each(PLATFORMS)('answers on %s', (platform) => {
     expect(duplicate.json()).toMatchObject({
       status: 409,
       code: 'IDEMPOTENCY_KEY_IN_USE',
-      type: expect.any(String),
-      title: expect.any(String),
-      detail: expect.any(String),
+      type: expect.any(String) as string,
+      title: expect.any(String) as string,
+      detail: expect.any(String) as string,
     });
     expect((await slow).status).toBe(201);
     expect(await t.effects(key)).toBe(1);

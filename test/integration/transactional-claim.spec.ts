@@ -76,7 +76,7 @@ describe('a claim held in a transaction', () => {
     await holder.connect();
     const key = randomUUID();
     const startedAt = Date.now();
-    let waited = 0;
+    let waited: number;
     try {
       const claiming = store.claimInTransaction(request(key), 300, 10_000).then(
         (outcome) => outcome,

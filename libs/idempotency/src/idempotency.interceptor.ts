@@ -125,7 +125,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private answerWith(context: ExecutionContext, response: object, answer: ReplacementResponse, ownHeaders: OwnHeaders): Observable<unknown> {
     const raw = rawResponse(response);
     if (respondsItself(context.getClass(), context.getHandler().name)) writeWhole(raw, withOwnHeaders(answer, ownHeaders));
-    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: async () => answer, onClose: () => undefined }, ownHeaders);
+    else holdResponse(raw, Number.POSITIVE_INFINITY, { beforeSend: () => Promise.resolve(answer), onClose: () => undefined }, ownHeaders);
     return of(undefined);
   }
 
@@ -235,7 +235,7 @@ function respondsItself(controller: object, method: string): boolean {
   const parameters = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) ?? {}) as Record<string, unknown>;
   const takesResponse = Object.keys(parameters).some((key) => {
     const type = Number(key.split(':')[0]);
-    return type === RouteParamtypes.RESPONSE || type === RouteParamtypes.NEXT;
+    return type === Number(RouteParamtypes.RESPONSE) || type === Number(RouteParamtypes.NEXT);
   });
   return takesResponse && !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, method);
 }

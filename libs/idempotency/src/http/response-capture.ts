@@ -27,9 +27,11 @@ type Callback = (error?: Error | null) => void;
  * headers the app set on this response before the handler (`snapshotHeaders()`).
  */
 export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: ResponseHooks, ownHeaders: OwnHeaders = []): void {
+  // Node's own methods, called on `raw` with .call/.apply below.
   const original = {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with raw as this
     writeHead: raw.writeHead as (...args: unknown[]) => ServerResponse,
-    write: raw.write,
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with raw as this
     end: raw.end as (body: Buffer, callback?: Callback) => ServerResponse,
   };
   // writeHead(status, [statusMessage], [headers]): kept as given, to be written as given.
@@ -39,7 +41,7 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
   let state: 'holding' | 'deciding' | 'sent' = 'holding';
 
   const dropped = (callback: unknown) => {
-    if (typeof callback === 'function') process.nextTick(callback as Callback);
+    if (typeof callback === 'function') process.nextTick(callback);
   };
 
   // The status and headers as they were at the first end(): a second answer may change them before the
@@ -88,7 +90,7 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
     // Copied: Fastify hands over its own headers object, which a second answer would change.
     if (state === 'holding') pendingHead = args.map((arg) => (typeof arg === 'object' && arg !== null && !Array.isArray(arg) ? { ...arg } : arg));
     return this;
-  } as unknown as ServerResponse['writeHead'];
+  };
 
   raw.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
     const callback = rest.find((argument) => typeof argument === 'function');
@@ -129,7 +131,9 @@ export function writeWhole(
   raw: ServerResponse,
   response: ReplacementResponse,
   methods: { writeHead: (...args: unknown[]) => ServerResponse; end: (body: Buffer, callback?: Callback) => ServerResponse } = {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with raw as this
     writeHead: raw.writeHead as (...args: unknown[]) => ServerResponse,
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with raw as this
     end: raw.end as (body: Buffer, callback?: Callback) => ServerResponse,
   },
   callback?: Callback,

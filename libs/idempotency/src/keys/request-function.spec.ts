@@ -10,7 +10,7 @@ describe('callRequestFunction', () => {
   });
 
   it('awaits a promise', async () => {
-    await expect(callRequestFunction(async () => 'k', {}, 'idempotency key', bound(1000))).resolves.toBe('k');
+    await expect(callRequestFunction(() => Promise.resolve('k'), {}, 'idempotency key', bound(1000))).resolves.toBe('k');
   });
 
   it('passes an HttpException through, thrown or rejected', async () => {

@@ -40,7 +40,13 @@ describe('idempotency outcome events', () => {
       stop();
     }
     expect(seen).toEqual([
-      { outcome: 'claimed', route: 'POST /orders', keyHash: idempotencyKeyHash('POST /orders#acct_42', 'order-1'), attempt: 1, addedMs: expect.any(Number) },
+      {
+        outcome: 'claimed',
+        route: 'POST /orders',
+        keyHash: idempotencyKeyHash('POST /orders#acct_42', 'order-1'),
+        attempt: 1,
+        addedMs: expect.any(Number) as number,
+      },
     ]);
     expect(seen[0].addedMs).toBeGreaterThanOrEqual(15);
     expect(Object.isFrozen(seen[0])).toBe(true);

@@ -36,8 +36,8 @@ function guarded(subscriber: ChannelListener): ChannelListener {
 // Every subscription, through `diagnostics_channel.subscribe()` or the channel object, goes through here:
 // Node's own subscribe() re-enters it once after activating the channel, with the guard already in hand.
 const channelMethods = outcomeChannel as unknown as {
-  subscribe(subscriber: ChannelListener): void;
-  unsubscribe(subscriber: ChannelListener): boolean;
+  subscribe: (this: object, subscriber: ChannelListener) => void;
+  unsubscribe: (this: object, subscriber: ChannelListener) => boolean;
 };
 channelMethods.subscribe = function (this: object, subscriber: ChannelListener): void {
   const inherited = (Object.getPrototypeOf(this) as typeof channelMethods).subscribe;

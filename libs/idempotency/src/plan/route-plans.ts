@@ -44,7 +44,7 @@ export class RoutePlans implements OnModuleInit {
       const plan = problems.check(() => this.checked(resolveRoutePlan(this.options, route, name)));
       if (!plan) continue;
       let byHandler = this.plans.get(controller);
-      if (!byHandler) this.plans.set(controller, (byHandler = new Map()));
+      if (!byHandler) this.plans.set(controller, (byHandler = new Map<object, RoutePlan>()));
       byHandler.set(handler, plan);
     }
     problems.throwIfAny();

@@ -28,11 +28,7 @@ const DAY_MS = 86_400_000;
  *   return { store, close: () => store.disconnect() };
  * });
  */
-export function testIdempotencyStore(
-  name: string,
-  setup: () => Promise<StoreUnderTest>,
-  framework: TestFramework = globalThis as unknown as TestFramework,
-): void {
+export function testIdempotencyStore(name: string, setup: () => Promise<StoreUnderTest>, framework: TestFramework = globalThis): void {
   const { describe, it, beforeAll, afterAll } = framework;
   let subject: StoreUnderTest;
   let store: IdempotencyStore;
@@ -47,7 +43,7 @@ export function testIdempotencyStore(
   const claimed = async (claim: ClaimRequest) => {
     const outcome = await store.claim(claim);
     assert.equal(outcome.status, 'claimed', `expected a claim, got ${JSON.stringify(outcome)}`);
-    return outcome as Extract<ClaimOutcome, { status: 'claimed' }>;
+    return outcome;
   };
   const context: ContractContext = { framework, store: () => store, request, claimed, leaseMs: LEASE_MS, dayMs: DAY_MS };
 
@@ -68,7 +64,7 @@ export function testIdempotencyStore(
         assert.equal(typeof first.ref.owner, 'string');
         const second = await store.claim(claim);
         assert.equal(second.status, 'in-flight');
-        const retryAfterMs = (second as Extract<ClaimOutcome, { status: 'in-flight' }>).retryAfterMs;
+        const retryAfterMs = second.retryAfterMs;
         assert.ok(retryAfterMs > 0 && retryAfterMs <= LEASE_MS, `retryAfterMs ${retryAfterMs}`);
       });
 
@@ -87,7 +83,7 @@ export function testIdempotencyStore(
         for (const again of [claim, { ...claim, fingerprint: null }]) {
           const outcome = await store.claim(again);
           assert.equal(outcome.status, 'completed');
-          const replay = outcome as Extract<ClaimOutcome, { status: 'completed' }>;
+          const replay = outcome;
           assert.equal(replay.response.status, 201);
           assert.deepEqual(replay.response.headers, response.headers);
           assert.ok(replay.response.body.equals(response.body));

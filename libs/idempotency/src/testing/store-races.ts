@@ -8,7 +8,7 @@ export function describeRaces({ framework: { describe, it }, store, request, cla
   describe('races', () => {
     const race = async (claim: ClaimRequest, count = 25) => {
       const outcomes = await Promise.all(Array.from({ length: count }, () => store().claim(claim)));
-      return outcomes.filter((outcome) => outcome.status === 'claimed') as Array<Extract<ClaimOutcome, { status: 'claimed' }>>;
+      return outcomes.filter((outcome): outcome is Extract<ClaimOutcome, { status: 'claimed' }> => outcome.status === 'claimed');
     };
 
     it('gives a new key to exactly one of many concurrent claims', async () => {

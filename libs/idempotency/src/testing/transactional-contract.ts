@@ -6,7 +6,10 @@ import type { ContractContext } from './contract-context';
 /** Claims held in a transaction (`TransactionalIdempotencyStore`); skipped for stores that do not declare them. */
 export function describeTransactionalClaims({ framework: { describe, it }, store, request, dayMs: DAY_MS }: ContractContext): void {
   describe('transactional claims (stores that have them)', () => {
-    const transactional = () => store as Partial<TransactionalIdempotencyStore>;
+    const transactional = (): Partial<TransactionalIdempotencyStore> => {
+      const subject = store();
+      return isTransactional(subject) ? subject : {};
+    };
 
     it('holds the claim in a transaction: a rollback leaves nothing, a commit stores the answer', async () => {
       const tx = transactional();

@@ -107,9 +107,9 @@ export class PartitionCatalog {
   }
 
   async allExpired(name: string, runner?: QueryRunner): Promise<boolean> {
-    const [{ expired }]: Array<{ expired: boolean }> = await (runner ?? this.session.dataSource).query(
+    const [{ expired }] = (await (runner ?? this.session.dataSource).query(
       `SELECT coalesce(max(expires_at) <= clock_timestamp(), true) AS expired FROM ${name}`,
-    );
+    )) as Array<{ expired: boolean }>;
     return expired;
   }
 
