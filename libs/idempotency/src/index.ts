@@ -27,8 +27,8 @@ export {
   IdempotencyTransactionAbortedException,
   EventVersionInvalidException,
   WebhookSignatureInvalidException,
-  type IdempotencyErrorCode,
 } from './errors/idempotency.errors';
+export { IdempotencyDecryptionError } from './errors/decryption.errors';
 export { IdempotencyConfigurationError } from './errors/configuration.errors';
 
 export { IDEMPOTENCY_OUTCOME_CHANNEL, idempotencyKeyHash, type IdempotencyOutcome, type IdempotencyOutcomeMessage } from './observability/idempotency-events';

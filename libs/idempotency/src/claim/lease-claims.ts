@@ -80,11 +80,13 @@ export class LeaseClaims {
 
   private held(ref: ClaimRef, attempt: number, takenOver: boolean, request: BeginRequest, report: OutcomeReport): UnreportedClaim {
     const stopRenewing = this.renewWhileHeld(ref, request.leaseMs, request.maxLeaseMs, report);
-    // False when the lease was taken over meanwhile: the write is fenced off, and reported as such.
+    // False when the lease was taken over meanwhile: the write is fenced off, and reported as such. The answer
+    // waits for the write no longer than waitTimeout; one that lands later is as good, one that never does is freed
+    // by the lease.
     const finish = async (write: () => Promise<boolean>): Promise<boolean> => {
       stopRenewing();
       try {
-        return await write();
+        return await settleWithin(write(), request.waitTimeoutMs, `The idempotency store did not answer within waitTimeout (${request.waitTimeoutMs} ms).`);
       } finally {
         this.waiter.wake(recordId(ref));
       }
