@@ -1,5 +1,4 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { qualifiedTableName } from '../table-name';
+import { TableMigration } from '../migrations/table-migration';
 
 /** The columns of a table of records (the same as the `IdempotencyRecord` entity's). */
 const RECORD_COLUMNS_DDL = `
@@ -22,25 +21,20 @@ const RECORD_COLUMNS_DDL = `
  * constraints and index are named after it. `partitioned`: by range of `created_at`, which the primary key must
  * then hold (a unique index of a partitioned table holds the partition key).
  */
-export abstract class RecordsTableMigration implements MigrationInterface {
-  abstract readonly name: string;
-  protected abstract readonly table: string;
+export abstract class RecordsTableMigration extends TableMigration {
   protected abstract readonly partitioned: boolean;
 
-  async up(queryRunner: QueryRunner): Promise<void> {
-    const table = qualifiedTableName(queryRunner.connection, this.table);
+  protected create(table: string): string[] {
     const primaryKey = this.partitioned ? `"scope", "key", "created_at"` : `"scope", "key"`;
-    await queryRunner.query(`
+    return [
+      `
       CREATE TABLE IF NOT EXISTS ${table} (${RECORD_COLUMNS_DDL}
         CONSTRAINT "PK_${this.table}" PRIMARY KEY (${primaryKey}),
         CONSTRAINT "${this.table}_state_check" CHECK ("state" IN ('in_flight', 'completed'))
-      )${this.partitioned ? ' PARTITION BY RANGE ("created_at")' : ''}`);
-    // The purge walks expired rows in batches through this index; whether a partition holds nothing but expired
-    // records is read from it, in a moment.
-    await queryRunner.query(`CREATE INDEX IF NOT EXISTS "${this.table}_expires_at_idx" ON ${table} ("expires_at")`);
-  }
-
-  async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`DROP TABLE IF EXISTS ${qualifiedTableName(queryRunner.connection, this.table)}`);
+      )${this.partitioned ? ' PARTITION BY RANGE ("created_at")' : ''}`,
+      // The purge walks expired rows in batches through this index; whether a partition holds nothing but expired
+      // records is read from it, in a moment.
+      `CREATE INDEX IF NOT EXISTS "${this.table}_expires_at_idx" ON ${table} ("expires_at")`,
+    ];
   }
 }
