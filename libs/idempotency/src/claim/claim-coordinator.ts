@@ -1,13 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { toMilliseconds } from '../duration';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import { IDEMPOTENCY_MODULE_OPTIONS } from '../idempotency.module-definition';
-import type { IdempotencyModuleOptions } from '../idempotency.options';
 import { OutcomeReport } from '../observability/outcome-report';
+import { RoutePlans } from '../plan/route-plans';
 import { IDEMPOTENCY_STORE, type IdempotencyStore, isTransactional } from '../storage/idempotency-store';
 import { ClaimWaiter } from './claim-waiter';
-import { type BeginOutcome, type BeginRequest, type HeldClaim, recordId, type UnreportedClaim } from './held-claim';
+import { type BeginOutcome, type BeginRequest, type HeldClaim, recordId } from './held-claim';
 import { LeaseClaims } from './lease-claims';
 import { ReplayCache } from './replay-cache';
 import { reported } from './reported-claim';
@@ -28,24 +26,23 @@ export class ClaimCoordinator {
   private readonly waiter = new ClaimWaiter();
   private readonly leases: LeaseClaims;
   private readonly transactions?: TransactionClaims;
-  private readonly replays?: ReplayCache;
+  /** Made on the first claim, from the module's options as checked at start; `null` when it is off. */
+  private replayCache?: ReplayCache | null;
 
   constructor(
     @Inject(IDEMPOTENCY_STORE) readonly store: IdempotencyStore,
-    @Inject(IDEMPOTENCY_MODULE_OPTIONS) options: IdempotencyModuleOptions = {},
+    private readonly plans: RoutePlans,
   ) {
     this.leases = new LeaseClaims(store, this.waiter);
     if (isTransactional(store)) this.transactions = new TransactionClaims(store, this.waiter);
-    if (options.replayCache !== false) {
-      const maxBytes = options.replayCache?.maxBytes;
-      if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes > 0)) {
-        throw new IdempotencyConfigurationError(`replayCache.maxBytes must be a positive whole number of bytes, not ${String(maxBytes)}.`);
-      }
-      this.replays = new ReplayCache({
-        maxAgeMs: toMilliseconds(options.replayCache?.maxAge ?? '1m', 'replayCache.maxAge'),
-        maxBytes: options.replayCache?.maxBytes ?? 8 * 1024 * 1024,
-      });
+  }
+
+  private get replays(): ReplayCache | undefined {
+    if (this.replayCache === undefined) {
+      const options = this.plans.defaults.replayCache;
+      this.replayCache = options ? new ReplayCache(options) : null;
     }
+    return this.replayCache ?? undefined;
   }
 
   /** Claims the request's key, or says why not. */
@@ -106,5 +103,3 @@ export class ClaimCoordinator {
     return this.transactions.claim(request, deadline, report);
   }
 }
-
-export type { UnreportedClaim };

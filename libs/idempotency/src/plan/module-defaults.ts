@@ -1,6 +1,7 @@
 import { toMilliseconds, toTimerMilliseconds } from '../duration';
 import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions } from '../idempotency.options';
 import { assertKeySource } from '../keys/key-source';
+import type { ReplayCacheOptions } from '../claim/replay-cache';
 import { resolveOutboxOptions } from '../outbox/outbox.options';
 import { assertInFlightPolicy, assertLease, assertPositiveWhole, ConfigurationProblems } from './option-rules';
 
@@ -14,6 +15,8 @@ export interface ModuleDefaults {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   maxResponseBytes: number;
+  /** `undefined`: the replay cache is off. */
+  replayCache?: ReplayCacheOptions;
 }
 
 const WHERE = 'IdempotencyModule.forRoot()';
@@ -36,10 +39,12 @@ export function resolveModuleDefaults(options: IdempotencyModuleOptions): Module
   problems.check(() => assertInFlightPolicy(merged.onInFlight, `${WHERE}`));
   const key = options.key;
   if (key !== undefined) problems.check(() => assertKeySource(key, WHERE));
-  if (options.replayCache) {
-    const { maxAge, maxBytes } = options.replayCache;
-    if (maxAge !== undefined) problems.check(() => toMilliseconds(maxAge, `${WHERE}: replayCache.maxAge`));
-    if (maxBytes !== undefined) problems.check(() => assertPositiveWhole(maxBytes, `${WHERE}: replayCache.maxBytes`, 'bytes'));
+  let replayCache: ReplayCacheOptions | undefined;
+  if (options.replayCache !== false) {
+    const { maxAge = '1m', maxBytes = 8 * 1024 * 1024 } = options.replayCache ?? {};
+    const maxAgeMs = problems.check(() => toMilliseconds(maxAge, `${WHERE}: replayCache.maxAge`));
+    problems.check(() => assertPositiveWhole(maxBytes, `${WHERE}: replayCache.maxBytes`, 'bytes'));
+    replayCache = { maxAgeMs: maxAgeMs as number, maxBytes };
   }
   const outbox = options.outbox;
   if (outbox) problems.check(() => resolveOutboxOptions(outbox));
@@ -52,6 +57,7 @@ export function resolveModuleDefaults(options: IdempotencyModuleOptions): Module
     purgeIntervalMs: purgeIntervalMs as number,
     purgeBatchSize: merged.purgeBatchSize,
     maxResponseBytes: merged.maxResponseBytes,
+    replayCache,
   };
 }
 

@@ -38,7 +38,9 @@ describe('resolveModuleDefaults', () => {
       purgeIntervalMs: 0,
       purgeBatchSize: 1000,
       maxResponseBytes: 1024 * 1024,
+      replayCache: { maxAgeMs: 60_000, maxBytes: 8 * 1024 * 1024 },
     });
+    expect(resolveModuleDefaults({ replayCache: false }).replayCache).toBeUndefined();
   });
 
   it.each([
