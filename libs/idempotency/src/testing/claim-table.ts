@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLAIM_TRANSITIONS, type ClaimTransition, type FoundRecord, type RequestFingerprint } from '../claim/claim-state';
 import type { ClaimOutcome, ClaimRequest, IdempotencyStore } from '../storage/idempotency-store';
-import type { TestFramework } from './contract-context';
+import { jestOrVitestGlobals, type TestFramework } from './contract-context';
 
 /** A lease or TTL that a row waits out; long enough that a loaded machine does not end one too soon by accident. */
 const SHORT_MS = 200;
@@ -32,7 +32,7 @@ interface RowResult {
  *   testClaimTransitions(() => store);
  * });
  */
-export function testClaimTransitions(store: () => IdempotencyStore, framework: TestFramework = globalThis): void {
+export function testClaimTransitions(store: () => IdempotencyStore, framework: TestFramework = jestOrVitestGlobals()): void {
   const { describe, it, beforeAll } = framework;
   const results = new Map<ClaimTransition, RowResult>();
 

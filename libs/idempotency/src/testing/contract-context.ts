@@ -31,3 +31,9 @@ export interface TestFramework {
   beforeAll: (body: () => Promise<void>, timeoutMs?: number) => void;
   afterAll: (body: () => Promise<void>, timeoutMs?: number) => void;
 }
+
+/** Jest's or Vitest's globals; the package is built without their types, so they are asserted here. */
+export function jestOrVitestGlobals(): TestFramework {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- needed where jest's types are absent (the package build)
+  return globalThis as unknown as TestFramework;
+}

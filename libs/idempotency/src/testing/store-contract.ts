@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClaimOutcome, ClaimRequest, IdempotencyStore, StoredResponse } from '../storage/idempotency-store';
 import { testClaimTransitions } from './claim-table';
-import type { ContractContext, StoreUnderTest, TestFramework } from './contract-context';
+import { type ContractContext, jestOrVitestGlobals, type StoreUnderTest, type TestFramework } from './contract-context';
 import { describeRaces } from './store-races';
 import { describeTransactionalClaims } from './transactional-contract';
 
@@ -28,7 +28,7 @@ const DAY_MS = 86_400_000;
  *   return { store, close: () => store.disconnect() };
  * });
  */
-export function testIdempotencyStore(name: string, setup: () => Promise<StoreUnderTest>, framework: TestFramework = globalThis): void {
+export function testIdempotencyStore(name: string, setup: () => Promise<StoreUnderTest>, framework: TestFramework = jestOrVitestGlobals()): void {
   const { describe, it, beforeAll, afterAll } = framework;
   let subject: StoreUnderTest;
   let store: IdempotencyStore;
