@@ -4,7 +4,7 @@ import { createSchema, dropSchema } from '../support/database';
 import { PLATFORMS, startApp, type TestApp } from '../support/harness';
 import { send } from '../support/http';
 
-/** Every row of SPEC.md's "What a request gets" table, on Express and on Fastify. */
+/** Every row of the README's status-code table, on Express and on Fastify. */
 describe.each(PLATFORMS)('answers on %s', (platform) => {
   let schema: string;
   let t: TestApp;

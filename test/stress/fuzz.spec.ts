@@ -8,7 +8,7 @@ import { createEffectsTable, FULL, scaled } from './load';
  * Requests no client should send, written byte for byte on a socket (so that nothing on the client side
  * cleans them up first): keys in any script, with control characters or huge; duplicated and odd
  * headers; bodies that are invalid JSON, 10 MB, deeply nested or of other content types; any method.
- * The app answers each with one of SPEC.md's answers or the framework's own 4xx, never a 5xx, and keeps serving.
+ * The app answers each with one of the documented answers (README, Status codes) or the framework's own 4xx, never a 5xx, and keeps serving.
  */
 describe(`fuzzed requests to an idempotent route${FULL ? '' : ' (scaled down)'}`, () => {
   let schema: string;
@@ -88,7 +88,7 @@ describe(`fuzzed requests to an idempotent route${FULL ? '' : ' (scaled down)'}`
     expect((await send(900)).status).toBe(422);
   });
 
-  it('answers every request without a 5xx, with only the library codes SPEC.md lists, and keeps serving', async () => {
+  it('answers every request without a 5xx, with only the library codes the README lists, and keeps serving', async () => {
     await fc.assert(
       fc.asyncProperty(request, async (input) => {
         const reply = await raw(port, { ...input, body: bytesOf(input.body) });

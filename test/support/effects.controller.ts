@@ -83,7 +83,7 @@ class RejectInvalid implements PipeTransform<Work> {
   }
 }
 
-/** Routes that exercise every row of SPEC.md's table; each execution inserts one effect. */
+/** Routes that exercise every row of the README's status-code table; each execution inserts one effect. */
 @Controller('t')
 export class EffectsController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
