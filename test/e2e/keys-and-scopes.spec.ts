@@ -253,16 +253,17 @@ describe.each(PLATFORMS)('keys and scopes on %s', (platform) => {
       expect(await t.effects(eventId)).toBe(2);
     });
 
-    it('answers 400 when a key function throws or rejects, and warns naming the route', async () => {
+    it('answers the retryable 503 when a key function throws or rejects, and warns naming the route', async () => {
       const label = fresh();
       warnings.length = 0;
       const thrown = await send(t.url, '/k/throwing-key', { body: { label } });
-      expect(thrown.status).toBe(400);
-      expect(thrown.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_INVALID', detail: 'The idempotency key could not be read from the request.' });
+      expect(thrown.status).toBe(503);
+      expect(thrown.headers.get('retry-after')).toBe('1');
+      expect(thrown.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_UNAVAILABLE' });
       expect(warnings.filter((warning) => warning.includes('POST /k/throwing-key'))).toHaveLength(1);
       const rejected = await send(t.url, '/k/rejecting-key', { body: { label } });
-      expect(rejected.status).toBe(400);
-      expect(rejected.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_INVALID' });
+      expect(rejected.status).toBe(503);
+      expect(rejected.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_UNAVAILABLE' });
       expect(warnings.filter((warning) => warning.includes('POST /k/rejecting-key') && warning.includes('lookup failed'))).toHaveLength(1);
       expect(await t.effects(label)).toBe(0);
     });

@@ -46,6 +46,12 @@ describe.each(PLATFORMS)('observers that throw, on %s', (platform) => {
     const stop = onIdempotencyOutcome(() => {
       throw new Error('second observer crashed');
     });
+    const asyncSubscriber = () => Promise.reject(new Error('async exporter rejected'));
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- an async subscriber is what this test is about
+    diagnosticsChannel.subscribe(IDEMPOTENCY_OUTCOME_CHANNEL, asyncSubscriber);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
     try {
       for (let i = 0; i < 3; i++) {
         const key = randomUUID();
@@ -59,8 +65,13 @@ describe.each(PLATFORMS)('observers that throw, on %s', (platform) => {
       expect(uncaught).toEqual([]);
       expect(logger.errors.filter((line) => line.includes('metrics exporter crashed'))).toHaveLength(1);
       expect(logger.errors.filter((line) => line.includes('second observer crashed'))).toHaveLength(1);
+      expect(logger.errors.filter((line) => line.includes('async exporter rejected'))).toHaveLength(1);
+      expect(unhandled).toEqual([]);
     } finally {
+      process.off('unhandledRejection', onUnhandled);
       diagnosticsChannel.unsubscribe(IDEMPOTENCY_OUTCOME_CHANNEL, subscriber);
+      // eslint-disable-next-line @typescript-eslint/no-misused-promises -- an async subscriber is what this test is about
+      diagnosticsChannel.unsubscribe(IDEMPOTENCY_OUTCOME_CHANNEL, asyncSubscriber);
       stop();
     }
     expect(diagnosticsChannel.hasSubscribers(IDEMPOTENCY_OUTCOME_CHANNEL)).toBe(false);

@@ -17,7 +17,7 @@ import {
 } from './errors/idempotency.errors';
 import { TransactionAbortedError } from './errors/transaction-aborted.error';
 import { fingerprintOf } from './fingerprint';
-import { abandon, internalError, problemResponse, release, routeOf, runClaimed } from './http/claimed-run';
+import { internalError, problemResponse, release, routeOf, runClaimed } from './http/claimed-run';
 import { type OwnHeaders, snapshotHeaders, withOwnHeaders } from './http/own-headers';
 import { holdResponse, writeWhole } from './http/response-capture';
 import type { CapturedResponse, ReplacementResponse } from './http/response-message';
@@ -91,7 +91,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       const scope = this.scopeOf(request, route, found.provider, tenant);
       const pendingFingerprint = fingerprintOf(options.fingerprint, request, bound);
       const fingerprint = isPromiseLike(pendingFingerprint) ? await pendingFingerprint : pendingFingerprint;
-      const outcome = await this.begin(options, { scope, key: found.key, fingerprint });
+      const outcome = await this.begin(options, { scope, key: found.key, fingerprint, deadline: bound.deadline });
       switch (outcome.status) {
         case 'completed':
           return this.answerWith(context, response, toReplay(outcome.response), ownHeaders);
@@ -129,7 +129,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return of(undefined);
   }
 
-  private async begin(options: RoutePlan, target: { scope: string; key: string; fingerprint: string | null }): Promise<BeginOutcome> {
+  private async begin(options: RoutePlan, target: { scope: string; key: string; fingerprint: string | null; deadline: number }): Promise<BeginOutcome> {
     try {
       return await this.coordinator.begin({
         ...target,
@@ -174,7 +174,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
         if (stillRunning) {
           // Answered while the handler still runs (an outer timeout interceptor): it may yet take
           // effect, so the key is not handed to a retry before it ends.
-          void stillRunning.then(() => abandon(claim));
+          void stillRunning.then(() => claim.abandon());
           return undefined;
         }
         return await release(claim, { status: captured.status });

@@ -5,7 +5,7 @@ import { ClaimCoordinator } from './claim/claim-coordinator';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
-import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions } from './idempotency.options';
+import type { IdempotencyModuleOptions } from './idempotency.options';
 import type { IdempotencyRecordView } from './storage/idempotency-store';
 import { JobOutbox } from './outbox/job-outbox';
 import { RoutePlans } from './plan/route-plans';
@@ -115,7 +115,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * added latency (README, Purging at volume).
    */
   async purgeExpired(): Promise<number> {
-    const batchSize = this.options.purgeBatchSize ?? IDEMPOTENCY_DEFAULTS.purgeBatchSize;
+    const batchSize = this.plans.defaults.purgeBatchSize;
     let total = 0;
     for (;;) {
       const startedAt = performance.now();

@@ -79,7 +79,8 @@ export class ClaimCoordinator {
     const id = recordId(request);
     const cached = this.replays?.get(id, request.fingerprint);
     if (cached) return cached;
-    const deadline = Date.now() + request.waitTimeoutMs;
+    // The request's own deadline where it has one: its key functions may have used part of the wait already.
+    const deadline = request.deadline ?? Date.now() + request.waitTimeoutMs;
     const waits = request.transaction || request.onInFlight === 'wait';
     for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
       const askedAt = Date.now();

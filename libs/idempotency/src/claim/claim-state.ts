@@ -18,8 +18,8 @@
  *   a `null` fingerprint on either side matches any.
  * - A completed record is replayed as is; it does not change until it expires.
  * - An in-flight record whose lease ran out is taken over by the next claim, with a new owner token.
- * - `complete`, `release` and `renew` act only for the owner of a live in-flight record (fencing): a late
- *   first attempt never overwrites a newer one.
+ * - `complete`, `release` and `renew` act only for the owner of an in-flight record (fencing): a late
+ *   first attempt never overwrites a newer one. (The partitioned table also leaves an expired record alone.)
  */
 
 /** What a record is, as stored. */

@@ -1,3 +1,9 @@
+/**
+ * What a request gives the store at least, however little of its `waitTimeout` is left: a call near the end of
+ * the wait still gets an answer, and a small `waitTimeout` does not turn a slow store into a failing one.
+ */
+export const SHORTEST_STORE_WAIT_MS = 1_000;
+
 /** The store did not answer within the time the request may wait for it. */
 export class StoreTimeoutError extends Error {
   override readonly name = 'StoreTimeoutError';

@@ -8,7 +8,10 @@ import type { ClaimOutcome, ClaimRequest, StoredResponse, VersionOutcome } from 
  */
 export type ClaimMode = 'lease' | 'transaction';
 
-/** A claim attempt with the policy around it: waiting, lease renewal and transaction mode. */
+/**
+ * A claim attempt with the policy around it: waiting, lease renewal and transaction mode. `deadline`, where
+ * given, is when the request stops waiting (its start plus `waitTimeout`); else `waitTimeout` from now.
+ */
 export interface BeginRequest extends ClaimRequest {
   maxLeaseMs: number;
   waitTimeoutMs: number;
@@ -33,13 +36,17 @@ interface HeldClaimBase {
   readonly attempt: number;
   readonly takenOver: boolean;
   /**
-   * Stores the response; false if the claim was lost (lease taken over). Throws if nothing was stored:
-   * `TransactionAbortedError` when the handler's own failed statement aborted the claim's transaction.
+   * Stores the response; false if the claim was lost (lease taken over). Throws when the answer could not be
+   * stored in time (waitTimeout, at least 1 s), and `TransactionAbortedError` when the handler's own failed
+   * statement aborted the claim's transaction (nothing of it was committed).
    */
   complete(response: StoredResponse, ttlMs: number): Promise<boolean>;
   /** Gives the key back (transaction mode: rolls back), so that the next attempt runs again. */
   release(answer?: ReleaseAnswer): Promise<void>;
-  /** The handler ended without an answer to store: lease mode stops renewing (the lease frees the key), transaction mode rolls back. */
+  /**
+   * The handler ended without an answer to store. Lease mode stops renewing: the handler may have taken effect,
+   * so the key is not handed to an immediate retry, and its lease frees it. Transaction mode rolls back.
+   */
   abandon(): void;
 }
 

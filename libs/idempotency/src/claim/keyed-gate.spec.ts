@@ -32,4 +32,19 @@ describe('KeyedGate', () => {
     first!.leave();
     expect(await patient).toMatchObject({ waited: true });
   });
+
+  it('keeps the key held after the last in line gave up: the next arrival still waits for the holder', async () => {
+    const gate = new KeyedGate();
+    const first = await gate.acquire('k', 1000);
+    expect(await gate.acquire('k', 20)).toBeUndefined();
+    let entered = false;
+    const next = gate.acquire('k', 1000).then((turn) => {
+      entered = true;
+      return turn;
+    });
+    await sleep(30);
+    expect(entered).toBe(false);
+    first!.leave();
+    expect(await next).toMatchObject({ waited: true });
+  });
 });

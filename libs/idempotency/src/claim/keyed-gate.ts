@@ -19,9 +19,13 @@ export class KeyedGate {
     // The next holder waits for the previous one and for this one, whether this one times out or not.
     const tail = previous ? previous.then(() => mine) : mine;
     this.tails.set(key, tail);
+    // The key's entry goes once the whole line up to this one has left: one that gave up waiting leaves its
+    // place, not the entry, while an earlier holder still holds the key.
     const done = () => {
       release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
+      void tail.then(() => {
+        if (this.tails.get(key) === tail) this.tails.delete(key);
+      });
     };
     if (!previous) return { leave: done, waited: false };
 

@@ -4,11 +4,9 @@ import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import type { OutcomeReport } from '../observability/outcome-report';
 import type { ClaimOutcome, ClaimRef, IdempotencyStore } from '../storage/idempotency-store';
 import type { ClaimWaiter } from './claim-waiter';
-import { settleWithin } from './deadline';
+import { SHORTEST_STORE_WAIT_MS, settleWithin } from './deadline';
 import { type BeginRequest, recordId, type UnreportedClaim } from './held-claim';
 
-/** What a claim outside a transaction gets for the store at least, when less of `waitTimeout` is left. */
-const SHORTEST_CLAIM_WAIT_MS = 1_000;
 /** The renewal timer never fires more often than this. */
 const SHORTEST_RENEWAL_MS = 250;
 
@@ -40,7 +38,7 @@ export class LeaseClaims {
    * queued then never starts; one that lands after it all the same is given back.
    */
   private claimWithin(request: BeginRequest, deadline: number, report: OutcomeReport): Promise<ClaimOutcome> {
-    const ms = Math.min(Math.max(deadline - Date.now(), SHORTEST_CLAIM_WAIT_MS), LONGEST_TIMER_MS);
+    const ms = Math.min(Math.max(deadline - Date.now(), SHORTEST_STORE_WAIT_MS), LONGEST_TIMER_MS);
     const { scope, key, fingerprint, leaseMs, ttlMs } = request;
     const claiming = this.store.claim({ scope, key, fingerprint, leaseMs, ttlMs, deadline: Date.now() + ms });
     return settleWithin(
@@ -86,7 +84,8 @@ export class LeaseClaims {
     const finish = async (write: () => Promise<boolean>): Promise<boolean> => {
       stopRenewing();
       try {
-        return await settleWithin(write(), request.waitTimeoutMs, `The idempotency store did not answer within waitTimeout (${request.waitTimeoutMs} ms).`);
+        const ms = Math.max(request.waitTimeoutMs, SHORTEST_STORE_WAIT_MS);
+        return await settleWithin(write(), ms, `The idempotency store did not answer within ${ms} ms (waitTimeout, at least 1 s).`);
       } finally {
         this.waiter.wake(recordId(ref));
       }

@@ -16,7 +16,8 @@ export function reported(claim: UnreportedClaim, report: OutcomeReport): HeldCla
       if (error instanceof TransactionAbortedError) {
         report.answer('released', { status: 500, error });
       } else {
-        // Transaction mode: nothing was committed, the client gets 503. Lease mode: it gets the real answer.
+        // Transaction mode: the client gets 503 (a commit that landed after its wait is replayed to the retry).
+        // Lease mode: the handler's effects happened, so it gets the real answer.
         report.answer('store-unavailable', { status: claim.mode === 'transaction' ? 503 : response.status, error: error as Error });
       }
       throw error;

@@ -4,7 +4,7 @@ import { TransactionAbortedError } from '../errors/transaction-aborted.error';
 import type { OutcomeReport } from '../observability/outcome-report';
 import type { ClaimOutcome, StoredResponse, TransactionalClaim, TransactionalIdempotencyStore } from '../storage/idempotency-store';
 import type { ClaimWaiter } from './claim-waiter';
-import { settleWithin } from './deadline';
+import { SHORTEST_STORE_WAIT_MS, settleWithin } from './deadline';
 import { type BeginRequest, recordId, type UnreportedClaim } from './held-claim';
 import { KeyedGate } from './keyed-gate';
 
@@ -31,17 +31,26 @@ export class TransactionClaims {
     if (!turn || turn.waited) report.waited(performance.now() - queuedAt);
     if (!turn) return { status: 'in-flight', retryAfterMs: 1000 };
     const { leave } = turn;
+    if (turn.waited && deadline <= Date.now()) {
+      // The turn came as the wait ran out: the first request's answer is the next request's to read.
+      leave();
+      return { status: 'in-flight', retryAfterMs: 1000 };
+    }
     try {
       // Queued behind a duplicate that has most likely just completed: its answer is one read away,
       // without a transaction (a burst on one key then costs one cheap read per duplicate).
       const answered = turn.waited
-        ? await settleWithin(this.store.peek(request), Math.max(0, deadline - Date.now()), 'The idempotency store did not answer within waitTimeout.')
+        ? await settleWithin(
+            this.store.peek(request),
+            Math.max(deadline - Date.now(), SHORTEST_STORE_WAIT_MS),
+            'The idempotency store did not answer a read within waitTimeout.',
+          )
         : undefined;
       if (answered) {
         leave();
         return answered;
       }
-      const outcome = await this.store.claimInTransaction(request, deadline - Date.now(), request.maxLeaseMs, request.waitTimeoutMs);
+      const outcome = await this.store.claimInTransaction(this.heldForMaxLease(request), deadline - Date.now(), request.maxLeaseMs, request.waitTimeoutMs);
       if (outcome.status !== 'claimed') {
         leave();
         return outcome;
@@ -51,6 +60,15 @@ export class TransactionClaims {
       leave();
       throw error;
     }
+  }
+
+  /**
+   * The claim as the store writes it: its transaction, not a lease, keeps it (a crash closes the connection and
+   * rolls it back), so its record must not expire before `maxLease` rolls it back: a record that expired under a
+   * long handler could not be completed.
+   */
+  private heldForMaxLease(request: BeginRequest): BeginRequest {
+    return request.leaseMs >= request.maxLeaseMs ? request : { ...request, leaseMs: request.maxLeaseMs };
   }
 
   /**
@@ -95,7 +113,9 @@ export class TransactionClaims {
         let stored = true;
         await end(async () => {
           try {
-            await settleWithin(claim.complete(response, ttlMs), request.waitTimeoutMs, 'The idempotency store did not commit the answer within waitTimeout.');
+            // Past this the client gets 503; a commit that lands later is replayed to its retry.
+            const ms = Math.max(request.waitTimeoutMs, SHORTEST_STORE_WAIT_MS);
+            await settleWithin(claim.complete(response, ttlMs), ms, `The idempotency store did not commit the answer within ${ms} ms.`);
           } catch (error) {
             if (!(error instanceof TransactionAbortedError) || response.status < 400) throw error;
             stored = await this.storeAfterAbort(request, response, ttlMs);
@@ -112,15 +132,16 @@ export class TransactionClaims {
   }
 
   /**
-   * A 4xx over a transaction that the handler's own failed statement aborted: nothing of the handler was
-   * committed, and the answer is true all the same, so it is stored on its own, as in lease mode. This process
-   * still holds its turn on the key; an instance that claimed it meanwhile runs the request, and this answer
-   * goes out unstored (false).
+   * A 4xx over a transaction that the handler's own failed statement aborted (and the store rolled back):
+   * nothing of the handler was committed, and the answer is true all the same, so it is stored in a claim of
+   * its own, whose lock waits end by `waitTimeout`. This process still holds its turn on the key; an instance
+   * that claimed the key meanwhile runs the request, and this answer goes out unstored (false).
    */
   private async storeAfterAbort(request: BeginRequest, response: StoredResponse, ttlMs: number): Promise<boolean> {
-    const { scope, key, fingerprint, leaseMs } = request;
-    const outcome = await this.store.claim({ scope, key, fingerprint, leaseMs, ttlMs, deadline: Date.now() + request.waitTimeoutMs });
+    const waitMs = Math.max(request.waitTimeoutMs, SHORTEST_STORE_WAIT_MS);
+    const outcome = await this.store.claimInTransaction(this.heldForMaxLease(request), waitMs, request.maxLeaseMs, waitMs);
     if (outcome.status !== 'claimed') return false;
-    return this.store.complete(outcome.ref, response, ttlMs);
+    await outcome.claim.complete(response, ttlMs);
+    return true;
   }
 }

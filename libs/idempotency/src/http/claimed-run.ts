@@ -64,7 +64,8 @@ export function runClaimed(
           .then(() =>
             finishOnce(() => {
               logger.warn(`${routeOf(request)}: the client left and no response was written; the answer is not stored.`);
-              return abandon(claim);
+              claim.abandon();
+              return Promise.resolve(undefined);
             }),
           );
       },
@@ -89,17 +90,6 @@ export function runClaimed(
 }
 
 const logger = new Logger('Idempotency');
-
-/**
- * The handler has ended but its answer is not stored. Transaction mode rolls back. In lease mode the handler may
- * have taken effect, so the key is not handed to an immediate retry: the claim stops renewing and is taken over
- * once its lease runs out.
- */
-export async function abandon(claim: HeldClaim): Promise<undefined> {
-  if (claim.mode === 'transaction') return release(claim);
-  claim.abandon();
-  return undefined;
-}
 
 /** Gives the key back; a release that fails is logged, as the lease (or the closed connection) frees the key anyway. */
 export async function release(claim: HeldClaim, answer?: ReleaseAnswer): Promise<undefined> {

@@ -1,5 +1,5 @@
 import { ForbiddenException } from '@nestjs/common';
-import { IdempotencyKeyInvalidException, IdempotencyKeyUnavailableException } from '../errors/idempotency.errors';
+import { IdempotencyKeyUnavailableException } from '../errors/idempotency.errors';
 import { callRequestFunction, UNBOUNDED } from './request-function';
 
 describe('callRequestFunction', () => {
@@ -28,7 +28,7 @@ describe('callRequestFunction', () => {
     await expect(callRequestFunction(() => Promise.reject(forbidden), {}, 'idempotency key', bound(1000))).rejects.toBe(forbidden);
   });
 
-  it('turns any other failure into a 400', async () => {
+  it('turns any other failure into the retryable 503', async () => {
     expect(() =>
       callRequestFunction(
         () => {
@@ -38,9 +38,9 @@ describe('callRequestFunction', () => {
         'idempotency key',
         UNBOUNDED,
       ),
-    ).toThrow(IdempotencyKeyInvalidException);
+    ).toThrow(IdempotencyKeyUnavailableException);
     await expect(callRequestFunction(() => Promise.reject(new Error('down')), {}, 'idempotency key', bound(1000))).rejects.toThrow(
-      IdempotencyKeyInvalidException,
+      IdempotencyKeyUnavailableException,
     );
   });
 

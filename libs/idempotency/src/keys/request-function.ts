@@ -1,5 +1,5 @@
 import { HttpException, Logger } from '@nestjs/common';
-import { IdempotencyKeyInvalidException, IdempotencyKeyUnavailableException } from '../errors/idempotency.errors';
+import { IdempotencyKeyUnavailableException } from '../errors/idempotency.errors';
 
 /** A value, or a promise of it: what a key, scope or fingerprint function may return. */
 export type Awaitable<T> = T | PromiseLike<T>;
@@ -21,7 +21,7 @@ const logger = new Logger('Idempotency');
  * Calls one of the app's functions of the request (key, scope, fingerprint). A plain value comes back as
  * it is, without a microtask; a promise is awaited until the bound's deadline, then answered with a
  * 503 `IDEMPOTENCY_KEY_UNAVAILABLE`. An `HttpException` the function throws is the answer as it is; any
- * other failure is the client's 400 (`what` could not be read) and a warning naming the route.
+ * other failure is the same retryable 503, and a warning naming the route.
  */
 export function callRequestFunction<TRequest, T>(
   fn: (request: TRequest) => Awaitable<T>,
@@ -64,9 +64,13 @@ async function settleBy<T>(pending: PromiseLike<T>, what: string, bound: Request
   }
 }
 
+/**
+ * A function that failed most often failed on something it reads (a tenant lookup, a cache): the client's
+ * retry may succeed, so it gets the retryable 503, not a 400 that a client would take as final.
+ */
 function unreadable(error: unknown, what: string, bound: RequestFunctionBound): Error {
   if (error instanceof HttpException) return error;
   const message = error instanceof Error ? error.message : String(error);
-  logger.warn(`${bound.route}: the ${what} function failed, answered 400: ${message}`);
-  return new IdempotencyKeyInvalidException(`The ${what} could not be read from the request.`);
+  logger.warn(`${bound.route}: the ${what} function failed, answered 503: ${message}`);
+  return new IdempotencyKeyUnavailableException();
 }

@@ -17,16 +17,19 @@ const guards = new WeakSet<ChannelListener>();
  */
 function guarded(subscriber: ChannelListener): ChannelListener {
   let failed = false;
+  const fail = (error: unknown) => {
+    if (failed) return;
+    failed = true;
+    const { message, stack } = error instanceof Error ? error : new Error(String(error));
+    logger.error(`A subscriber of ${IDEMPOTENCY_OUTCOME_CHANNEL} failed; its later errors are not logged: ${message}`, stack);
+  };
   const guard: ChannelListener = (message, name) => {
     try {
-      subscriber(message, name);
+      // An async subscriber's rejection would be an unhandled rejection, which ends the process too.
+      const result = subscriber(message, name) as unknown;
+      if (result instanceof Promise) result.catch(fail);
     } catch (error) {
-      if (failed) return;
-      failed = true;
-      logger.error(
-        `A subscriber of ${IDEMPOTENCY_OUTCOME_CHANNEL} threw; its later errors are not logged: ${(error as Error).message}`,
-        (error as Error).stack,
-      );
+      fail(error);
     }
   };
   guards.add(guard);

@@ -18,6 +18,10 @@ describe('resolveRoutePlan', () => {
     [{ waitTimeout: Number.NaN }, /^@Idempotent\(\) on A\.b: waitTimeout: NaN is not a duration/],
     [{ maxResponseBytes: 0 }, /^@Idempotent\(\) on A\.b: maxResponseBytes must be a positive whole number of bytes/],
     [{ onInFlight: 'queue' as never }, /^@Idempotent\(\) on A\.b: onInFlight must be 'reject' or 'wait'/],
+    [{ scope: 'tenant' as never }, /^@Idempotent\(\) on A\.b: scope must be a function of the request/],
+    [{ fingerprint: 'sha256' as never }, /^@Idempotent\(\) on A\.b: fingerprint must be true, false or a function/],
+    [{ storeIf: 200 as never }, /^@Idempotent\(\) on A\.b: storeIf must be a function of the status/],
+    [{ transaction: 'yes' as never }, /^@Idempotent\(\) on A\.b: transaction must be true or false/],
   ])('refuses %p, naming the route', (route, message) => {
     expect(() => resolveRoutePlan({}, route, 'A.b')).toThrow(IdempotencyConfigurationError);
     expect(() => resolveRoutePlan({}, route, 'A.b')).toThrow(message);

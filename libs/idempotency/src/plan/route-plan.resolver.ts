@@ -39,6 +39,7 @@ export function resolveRoutePlan(defaults: IdempotencyModuleOptions, route: Idem
     );
   }
   assertPositiveWhole(merged.maxResponseBytes, `${where}: maxResponseBytes`, 'bytes');
+  assertFunctions(merged, where);
   return {
     name,
     key: merged.key,
@@ -58,4 +59,16 @@ export function resolveRoutePlan(defaults: IdempotencyModuleOptions, route: Idem
     maxResponseBytes: merged.maxResponseBytes,
     order: merged.order,
   };
+}
+
+/** Options that are functions of the request: a value of another type would fail every request instead of the start. */
+function assertFunctions(options: Pick<IdempotentOptions, 'scope' | 'fingerprint' | 'storeIf' | 'required' | 'transaction'>, where: string): void {
+  const wrong = (option: string, expected: string) => new IdempotencyConfigurationError(`${where}: ${option} must be ${expected}.`);
+  if (options.scope !== undefined && typeof options.scope !== 'function') throw wrong('scope', 'a function of the request, (req) => req.user.id');
+  if (typeof options.fingerprint !== 'boolean' && typeof options.fingerprint !== 'function') {
+    throw wrong('fingerprint', 'true, false or a function of the request');
+  }
+  if (typeof options.storeIf !== 'function') throw wrong('storeIf', 'a function of the status, (status) => status < 500');
+  if (typeof options.required !== 'boolean') throw wrong('required', 'true or false');
+  if (typeof options.transaction !== 'boolean') throw wrong('transaction', 'true or false');
 }

@@ -64,7 +64,10 @@ function heldClaim(session: PostgresSession, runner: QueryRunner, ref: ClaimRef,
     // the completion with 25P02, and nothing of it can commit. That is the handler's doing, not the store's.
     complete: async (response: StoredResponse, ttlMs: number) => {
       try {
-        await session.send(records.owned.complete, completeParams(ref, response, ttlMs), { runner });
+        const { count } = await session.send(records.owned.complete, completeParams(ref, response, ttlMs), { runner });
+        // No row: the record is not this claim's any more (an expired partitioned record is left alone). Nothing
+        // may commit without its answer, or a retry would run the handler again over its committed writes.
+        if (count !== 1) throw new Error("The claim's record could not be completed: it expired while the handler ran. Nothing was committed.");
         await runner.commitTransaction();
       } catch (error) {
         await closeQuietly(runner);
