@@ -45,6 +45,19 @@ describe('a claim held in a transaction', () => {
     ['PostgreSQL, time-partitioned', (dataSource) => new PartitionedTypeOrmIdempotencyStore(dataSource)],
   ];
 
+  it('time-partitioned: a record that expired under its handler cannot be completed, and nothing of the handler commits', async () => {
+    const store = new PartitionedTypeOrmIdempotencyStore(dataSource);
+    const key = randomUUID();
+    const outcome = await store.claimInTransaction({ ...request(key), leaseMs: 100, ttlMs: 100 }, 2_000, 10_000);
+    if (outcome.status !== 'claimed') throw new Error(`expected a claim, got ${outcome.status}`);
+    const thing = randomUUID();
+    await outcome.claim.manager.query(`INSERT INTO "${schema}".things (id) VALUES ($1)`, [thing]);
+    await sleep(300);
+    await expect(outcome.claim.complete({ status: 201, headers: [], body: Buffer.from('late') }, 60_000)).rejects.toThrow(/expired while the handler ran/);
+    expect(await sql(`SELECT 1 FROM "${schema}".things WHERE id = $1`, [thing])).toHaveLength(0);
+    expect(await store.find('POST /tx', key)).toBeUndefined();
+  });
+
   it.each(stores)('%s: complete() after a statement of the handler failed throws TransactionAbortedError and commits nothing', async (_name, makeStore) => {
     const store = makeStore(dataSource);
     const key = randomUUID();
