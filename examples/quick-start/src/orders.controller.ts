@@ -1,7 +1,6 @@
 import { Body, Controller, Post } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Idempotent } from 'nestjs-idempotency';
-import { Repository } from 'typeorm';
+import { Idempotent, IdempotentTransaction } from 'nestjs-idempotency';
+import type { EntityManager } from 'typeorm';
 import { Order } from './order.entity.js';
 
 interface CreateOrder {
@@ -11,11 +10,10 @@ interface CreateOrder {
 
 @Controller('orders')
 export class OrdersController {
-  constructor(@InjectRepository(Order) private readonly orders: Repository<Order>) {}
-
+  // transaction: true puts the order and the stored answer in one transaction: a crash leaves both or neither.
   @Post()
-  @Idempotent()
-  create(@Body() body: CreateOrder): Promise<Order> {
-    return this.orders.save(this.orders.create({ sku: body.sku, quantity: body.quantity }));
+  @Idempotent({ transaction: true })
+  create(@Body() body: CreateOrder, @IdempotentTransaction() manager: EntityManager): Promise<Order> {
+    return manager.save(manager.create(Order, { sku: body.sku, quantity: body.quantity }));
   }
 }
