@@ -19,7 +19,8 @@ export const SQL_STATE = {
 
 /** What a missing or outdated table of the plain store is fixed with. */
 export const RECORDS_TABLE_FIX =
-  'Add ...idempotencyMigrations to the DataSource migrations and run them (or migrationsRun: true), ' + 'or add ...idempotencyEntities with synchronize: true.';
+  'Add ...idempotencyMigrations to the DataSource migrations and run them before the app starts ' +
+  '(npx typeorm migration:run -d <your data source file>), or add ...idempotencyEntities with synchronize: true.';
 
 /** The SQLSTATE of a PostgreSQL error, as node-postgres gives it or as TypeORM wraps it. */
 export function sqlState(error: unknown): string | undefined {
