@@ -5,19 +5,23 @@ import { DataSource } from 'typeorm';
 import { IdempotencyConfigurationError, IdempotencyModule, idempotencyEntities, idempotencyMigrations } from 'nestjs-idempotency';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 
+/** The library's tables: records, resource versions and the outbox. */
+const TABLES = ['idempotency_records', 'idempotency_versions', 'idempotency_outbox'];
+
 const columns = (schema: string) =>
-  sql(
-    `SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
-     WHERE table_schema = $1 AND table_name = 'idempotency_records' ORDER BY column_name`,
-    [schema],
+  sql<{ table_name: string }>(
+    // A serial column's default names its sequence with the schema, which differs between the two.
+    `SELECT table_name, column_name, data_type, is_nullable, replace(column_default, $1 || '.', '') AS column_default FROM information_schema.columns
+     WHERE table_schema = $1 AND table_name = ANY($2) ORDER BY table_name, column_name`,
+    [schema, TABLES],
   );
 const indexes = (schema: string) =>
   sql<{ indexdef: string }>(
-    `SELECT regexp_replace(indexdef, 'ON \\S+ ', 'ON t ') AS indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'idempotency_records' ORDER BY indexname`,
-    [schema],
+    `SELECT regexp_replace(indexdef, 'ON \\S+ ', 'ON t ') AS indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = ANY($2) ORDER BY indexname`,
+    [schema, TABLES],
   );
 
-describe('the records table', () => {
+describe("the library's tables", () => {
   const schemas: string[] = [];
   afterAll(() => Promise.all(schemas.map(dropSchema)));
 
@@ -35,7 +39,8 @@ describe('the records table', () => {
     }
     expect(await columns(synchronized)).toEqual(await columns(migrated));
     expect(await indexes(synchronized)).toEqual(await indexes(migrated));
-    expect((await columns(migrated)).length).toBe(13);
+    const migratedColumns = await columns(migrated);
+    expect(TABLES.map((table) => migratedColumns.filter((column) => column.table_name === table).length)).toEqual([13, 4, 12]);
   });
 
   it('refuses to start, saying how to fix it, when the table is missing', async () => {

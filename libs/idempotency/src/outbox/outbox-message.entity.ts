@@ -23,8 +23,11 @@ export class OutboxMessage {
   @Column({ type: 'jsonb' })
   data!: unknown;
 
-  /** BullMQ job options (attempts, backoff, delay, ...), without `jobId`. */
-  @Column({ type: 'jsonb', default: () => `'{}'::jsonb` })
+  /**
+   * BullMQ job options (attempts, backoff, delay, ...), without `jobId`. The default is an object, which TypeORM compares
+   * with the migration's `'{}'::jsonb` as JSON; as a SQL expression it never matched what PostgreSQL reports back.
+   */
+  @Column({ type: 'jsonb', default: {} })
   options!: Record<string, unknown>;
 
   /** The BullMQ job id: BullMQ drops a second add with the same id while the job exists. */
