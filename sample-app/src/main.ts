@@ -3,14 +3,16 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { chooseDatabase } from './database';
+import { StartupError } from './startup-error';
 import { defaultedSecrets } from './webhooks/webhook-secrets';
-import { REDIS_URL } from './fulfilment/fulfilment';
+import { redisUrl } from './fulfilment/fulfilment';
 
-async function bootstrap(): Promise<void> {
-  const logger = new Logger('SampleApp');
-  const database = await chooseDatabase();
-  logger.log(`Database: ${database.description}`);
-  logger.log(`Queues: BullMQ on Redis at ${REDIS_URL} (REDIS_URL)`);
+async function bootstrap(logger: Logger): Promise<void> {
+  const redis = redisUrl();
+  const database = await chooseDatabase(process.env, (message) => logger.warn(message));
+  if (database.inMemory) logger.warn(`Database: ${database.description}`);
+  else logger.log(`Database: ${database.description}`);
+  logger.log(`Queues: BullMQ on Redis at ${redis.shown}; while it does not answer, jobs wait in the outbox table`);
   // Webhook signatures are checked on the body's bytes as sent.
   const app = await NestFactory.create(AppModule.forDatabase(database), { rawBody: true });
   app.enableShutdownHooks();
@@ -26,4 +28,10 @@ async function bootstrap(): Promise<void> {
   logger.log(`Webhooks: POST /webhooks/stripe, /webhooks/github, /webhooks/standard; signed test deliveries: npm run sample:deliver -- ${await app.getUrl()}`);
 }
 
-void bootstrap();
+const logger = new Logger('SampleApp');
+bootstrap(logger).catch((error: unknown) => {
+  // A setting to fix gets one line that says how; anything else, its stack.
+  if (error instanceof StartupError) logger.error(`Cannot start: ${error.message}`);
+  else logger.error(`Cannot start: ${(error as Error).message}`, (error as Error).stack);
+  process.exitCode = 1;
+});

@@ -29,15 +29,13 @@ describe.each([
 
   beforeAll(async () => {
     const url = new URL(DATABASE_URL);
-    if (postgres) {
-      await sql(`CREATE DATABASE ${database}`);
-      url.pathname = `/${database}`;
-    } else {
-      url.port = String(await freePort()); // nothing answers there
-    }
+    url.pathname = `/${database}`;
+    if (postgres) await sql(`CREATE DATABASE ${database}`);
+    // DATABASE_URL empty, and nothing answers at the local default (its port moved by PGPORT): the fallback.
+    const where: Record<string, string> = postgres ? { DATABASE_URL: url.toString() } : { DATABASE_URL: '', PGPORT: String(await freePort()) };
     shop = await startCompiled(
       'dist/sample-app/src/main.js',
-      { DATABASE_URL: url.toString(), PORT: String(await freePort()), QUEUE_PREFIX: prefix },
+      { ...where, PORT: String(await freePort()), QUEUE_PREFIX: prefix, NO_COLOR: '1' },
       /listening on http:\/\/[^:]+:(\d+)/,
     );
   }, 60_000);
@@ -48,7 +46,7 @@ describe.each([
   });
 
   it('says which database it uses', () => {
-    expect(shop.output()).toMatch(postgres ? /Database: PostgreSQL at/ : /Database: embedded PGlite/);
+    expect(shop.output()).toMatch(postgres ? /LOG \[SampleApp\] Database: PostgreSQL at/ : /WARN \[SampleApp\] Database: embedded PGlite, IN MEMORY/);
   });
 
   it('answers GET /health with the idempotency store up', async () => {

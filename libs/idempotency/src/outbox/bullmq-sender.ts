@@ -32,6 +32,11 @@ interface RedisClient {
   disconnect(): void;
 }
 
+/** Redis does not answer (yet): an outage the relay waits out, not a fault of the code. */
+export class RedisUnavailableError extends Error {
+  override readonly name = 'RedisUnavailableError';
+}
+
 /**
  * The relay's BullMQ side: one Redis connection for all its queues, which fails fast while Redis is down,
  * and a queue per name, made on first use.
@@ -63,7 +68,7 @@ export class BullMqSender {
    */
   async send(rows: OutboxRow[]): Promise<Map<string, string>> {
     const client = await this.connection();
-    if (client.status !== 'ready') throw new Error(`Redis is not connected (${client.status}).`);
+    if (client.status !== 'ready') throw new RedisUnavailableError(`Redis is not connected (${client.status}).`);
     const { Job } = await loadOptionalPeer<BullMqModule>('bullmq', 'The outbox relay');
     const refused = new Map<string, string>();
     const byQueue = new Map<BullQueue, OutboxRow[]>();
@@ -113,7 +118,7 @@ export class BullMqSender {
       await Promise.race([
         work,
         sleep(this.options.sendTimeoutMs, undefined, { signal: timeout.signal }).then(() => {
-          throw new Error(`Redis did not answer within ${this.options.sendTimeoutMs} ms.`);
+          throw new RedisUnavailableError(`Redis did not answer within ${this.options.sendTimeoutMs} ms.`);
         }),
       ]);
     } finally {

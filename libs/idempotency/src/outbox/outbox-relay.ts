@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource } from 'typeorm';
-import { BullMqSender } from './bullmq-sender';
+import { BullMqSender, RedisUnavailableError } from './bullmq-sender';
 import { OutboxTable } from './outbox-table';
 import { type OutboxOptions, resolveOutboxOptions, type ResolvedOutboxOptions } from './outbox.options';
 
@@ -54,7 +54,8 @@ export class OutboxRelay {
     this.start();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Before the shutdown phase, in which TypeORM closes the DataSource: a batch under way ends with its transaction. */
+  async beforeApplicationShutdown(): Promise<void> {
     await this.stop();
   }
 
@@ -139,7 +140,7 @@ export class OutboxRelay {
         if (sent < this.options.batchSize && !this.woken) await this.idle(this.options.pollIntervalMs);
       } catch (error) {
         failures += 1;
-        if (failures === 1) this.logger.error(`Outbox relay failed; rows stay unsent and are retried: ${(error as Error).message}`, (error as Error).stack);
+        if (failures === 1) this.reportFailure(error as Error);
         // Backing off ignores wake-ups: they would only hammer the service that is down.
         await sleep(Math.min(this.options.pollIntervalMs * 2 ** failures, LONGEST_BACKOFF_MS), undefined, { signal: this.stopping.signal }).catch(
           (error: Error) => {
@@ -148,6 +149,13 @@ export class OutboxRelay {
         );
       }
     }
+  }
+
+  /** Once per outage. Redis being away is an outage to wait out, whose stack says nothing: a warning without one. */
+  private reportFailure(error: Error): void {
+    const message = `Outbox relay failed; rows stay unsent and are retried: ${error.message}`;
+    if (error instanceof RedisUnavailableError) this.logger.warn(`${message} The jobs wait in the outbox table until Redis answers.`);
+    else this.logger.error(message, error.stack);
   }
 
   private async idle(ms: number): Promise<void> {
