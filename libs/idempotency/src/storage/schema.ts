@@ -14,9 +14,10 @@ import { CreateIdempotencyOutbox1763900000002 } from './migrations/1763900000002
 export const idempotencyEntities = [IdempotencyRecord, IdempotencyVersion, OutboxMessage];
 
 /**
- * Add to the DataSource's `migrations`: creates the records, resource versions and outbox tables.
+ * Add to the DataSource's `migrations`: creates the records, resource versions and outbox tables. Run them
+ * as a deploy step (`npx typeorm migration:run -d data-source.js`): instances that all migrate at start race.
  *
  * @example
- * TypeOrmModule.forRoot({ type: 'postgres', url, migrations: [...idempotencyMigrations], migrationsRun: true })
+ * export default new DataSource({ type: 'postgres', url, migrations: [...idempotencyMigrations] });
  */
 export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000, CreateIdempotencyVersions1763900000001, CreateIdempotencyOutbox1763900000002];
