@@ -128,7 +128,9 @@ describe('a Redis-only app installed from the packed library', () => {
   it('fails at start with the packages to install when the PostgreSQL store is chosen', async () => {
     const result = await run(process.execPath, ['dist/postgres.js'], app!.dir);
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: '' });
-    expect(result.stderr).toContain('The PostgreSQL store (the default) works on the app\'s TypeORM DataSource, and the package @nestjs/typeorm is not installed');
+    expect(result.stderr).toContain(
+      "The PostgreSQL store (the default) works on the app's TypeORM DataSource, and the package @nestjs/typeorm is not installed",
+    );
     expect(result.stderr).toContain('npm install typeorm @nestjs/typeorm pg');
   });
 });
