@@ -27,8 +27,9 @@ import { RoutePlans } from './plan/route-plans';
  * @example
  * \@Module({
  *   imports: [
+ *     // Migrations run as a deploy step (`npx typeorm migration:run -d data-source.js`), not at start.
  *     TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Order, ...idempotencyEntities],
- *                             migrations: [...idempotencyMigrations], migrationsRun: true }),
+ *                             migrations: [...idempotencyMigrations] }),
  *     IdempotencyModule.forRoot({ ttl: '24h', lease: '60s' }),
  *   ],
  * })

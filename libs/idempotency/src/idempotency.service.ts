@@ -120,7 +120,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * After each batch it pauses as long as the batch took: the purge keeps at most half of one connection
    * busy, and slows down by itself when the database is (a slower batch buys a longer pause). With claims
    * running meanwhile, the pause cost the purge more than half its rate and spared the claims most of their
-   * added latency (README, Purging at volume).
+   * added latency (docs/purge-and-partitioning.md).
    */
   async purgeExpired(): Promise<number> {
     const batchSize = this.plans.defaults.purgeBatchSize;

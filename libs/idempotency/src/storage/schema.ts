@@ -34,11 +34,12 @@ export const idempotencyEntities: IdempotencyEntity[] = lazyList(() => {
 });
 
 /**
- * Add to the DataSource's `migrations`: creates the records, resource versions and outbox tables. The
- * migrations send SQL through the QueryRunner TypeORM gives them: loading them needs no TypeORM.
+ * Add to the DataSource's `migrations`: creates the records, resource versions and outbox tables. Run them
+ * as a deploy step (`npx typeorm migration:run -d data-source.js`): instances that all migrate at start race.
+ * The migrations send SQL through the QueryRunner TypeORM gives them: loading them needs no TypeORM.
  *
  * @example
- * TypeOrmModule.forRoot({ type: 'postgres', url, migrations: [...idempotencyMigrations], migrationsRun: true })
+ * export default new DataSource({ type: 'postgres', url, migrations: [...idempotencyMigrations] });
  */
 export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000, CreateIdempotencyVersions1763900000001, CreateIdempotencyOutbox1763900000002];
 
