@@ -75,16 +75,17 @@ NestFactory.create(AppModule, { abortOnError: false, logger: false }).then(
 
 /**
  * A Redis-only app as a user builds it from the packed library: npm installs no TypeORM, @nestjs/typeorm or pg
- * for it (they are optional peers), it starts, and a retried request is replayed from the real Redis.
+ * for it (they are optional peers), it starts, and a retried request is replayed from the real Redis. Once as
+ * CommonJS and once as an ES module app (what `nest new` makes).
  */
-describe('a Redis-only app installed from the packed library', () => {
+describe.each(['commonjs', 'module'] as const)('a Redis-only %s app installed from the packed library', (type) => {
   const prefix = `package-redis-only-${randomBytes(4).toString('hex')}:`;
   let app: FreshApp | undefined;
   let server: RunningApp | undefined;
 
   beforeAll(async () => {
     app = await freshApp({
-      type: 'commonjs',
+      type,
       dependencies: ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', 'reflect-metadata', 'rxjs', 'ioredis'],
       devDependencies: ['typescript', '@types/node'],
       files: { 'tsconfig.json': TSCONFIG, 'src/main.ts': REDIS_APP, 'src/postgres.ts': POSTGRES_APP },
