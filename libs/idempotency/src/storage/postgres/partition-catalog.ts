@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { QueryRunner } from 'typeorm';
+import type { QueryRunnerLike } from '../typeorm-like';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import { qualifiedTableName } from '../table-name';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from './partitioning.options';
@@ -113,7 +113,7 @@ export class PartitionCatalog {
     return rows.map((row) => row.name);
   }
 
-  async allExpired(name: string, runner?: QueryRunner): Promise<boolean> {
+  async allExpired(name: string, runner?: QueryRunnerLike): Promise<boolean> {
     const [{ expired }] = (await (runner ?? this.session.dataSource).query(
       `SELECT coalesce(max(expires_at) <= clock_timestamp(), true) AS expired FROM ${name}`,
     )) as Array<{ expired: boolean }>;
@@ -156,7 +156,10 @@ export class PartitionCatalog {
   /** Asked once: the store needs PostgreSQL 14 or later. */
   checkServerVersion(): Promise<void> {
     this.serverChecked ??= this.session.dataSource
-      .query(`SELECT current_setting('server_version_num')::int AS version, current_setting('server_version') AS name`)
+
+      .query<Array<{ version: number; name: string }>>(
+        `SELECT current_setting('server_version_num')::int AS version, current_setting('server_version') AS name`,
+      )
       .then(
         ([{ version, name }]: Array<{ version: number; name: string }>) => {
           if (version >= MIN_SERVER_VERSION_NUM) return;
