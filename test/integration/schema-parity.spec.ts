@@ -1,6 +1,7 @@
 import { DataSource, type DataSourceOptions, EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
 import { CreatePartitionedIdempotencyRecords1763900000010, idempotencyEntities, idempotencyMigrations } from 'nestjs-idempotency';
-import { IDEMPOTENCY_TABLE, IdempotencyRecord } from '../../libs/idempotency/src/storage/idempotency-record.entity';
+import { IdempotencyRecord } from '../../libs/idempotency/src/storage/idempotency-record.entity';
+import { IDEMPOTENCY_TABLE } from '../../libs/idempotency/src/storage/table-name';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from '../../libs/idempotency/src/storage/postgres/partitioning.options';
 import { createSchema, DATABASE_URL, dropSchema, sql } from '../support/database';
 

@@ -33,7 +33,7 @@ export class FulfilmentWorker implements OnApplicationBootstrap, BeforeApplicati
       if (this.outage) this.logger.log(`Redis at ${shown} answers again: the fulfilment jobs that waited in the outbox are sent now.`);
       this.outage = false;
     });
-    this.worker = new Worker<FulfilOrder>(FULFILMENT_QUEUE, (job) => this.idempotency.runJob(job, (em) => this.fulfil(em, job.data)), {
+    this.worker = new Worker<FulfilOrder>(FULFILMENT_QUEUE, (job) => this.idempotency.runJob(job, (em: EntityManager) => this.fulfil(em, job.data)), {
       connection: this.redis,
       prefix: QUEUE_PREFIX,
     });

@@ -1,10 +1,12 @@
 import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import type { DataSourceLike } from './typeorm-like';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import type { IdempotencyModuleOptions } from '../idempotency.options';
 import type { RedisConnectionOptions } from '../outbox/outbox.options';
+import { missingDataSource } from './app-data-source';
 import type { IdempotencyStore } from './idempotency-store';
-import { loadIoRedis, type RedisClient } from './redis/ioredis';
+import { loadIoRedis } from './redis/ioredis';
+import type { RedisClient } from './redis/redis-client';
 import { RedisIdempotencyStore } from './redis/redis-idempotency.store';
 import { PartitionedTypeOrmIdempotencyStore } from './postgres/partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './postgres/typeorm-idempotency.store';
@@ -28,13 +30,14 @@ export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdow
 }
 
 /** Builds the store that `options.store` names; PostgreSQL on the app's DataSource unless it says otherwise. */
-export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSource | undefined): Promise<OpenedStore> {
+export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSourceLike | undefined, missingPeer?: string): Promise<OpenedStore> {
   const choice = options.store ?? 'postgres';
   if (choice === 'postgres') {
     if (!dataSource) {
-      throw new IdempotencyConfigurationError(
-        "The PostgreSQL store (the default) works on the app's TypeORM DataSource: import TypeOrmModule.forRoot() " +
-          "beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
+      throw missingDataSource(
+        'The PostgreSQL store (the default)',
+        missingPeer,
+        "import TypeOrmModule.forRoot() beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
       );
     }
     const { preparedStatements, partitioning } = options;
