@@ -49,10 +49,16 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
   }
   if (isStore(choice)) return new OpenedStore(choice);
   if (typeof choice === 'object' && choice !== null && choice.type === 'redis') {
-    const { connection, prefix } = choice;
-    if (isRedisClient(connection)) return new OpenedStore(new RedisIdempotencyStore(connection, { prefix }));
+    const { connection, prefix, waitForReplicas } = choice;
+    if (isRedisClient(connection)) return new OpenedStore(new RedisIdempotencyStore(connection, { prefix, waitForReplicas }));
     const client = await connect(connection);
-    return new OpenedStore(new RedisIdempotencyStore(client, { prefix }), client);
+    try {
+      return new OpenedStore(new RedisIdempotencyStore(client, { prefix, waitForReplicas }), client);
+    } catch (error) {
+      // Options refused at start: the connection just opened must not keep the process alive.
+      client.disconnect();
+      throw error;
+    }
   }
   throw new IdempotencyConfigurationError(
     `IdempotencyModule: store must be 'postgres', { type: 'redis', connection }, or an IdempotencyStore, not ${JSON.stringify(choice)}.`,
