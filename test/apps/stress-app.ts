@@ -4,13 +4,16 @@
  *
  * Environment: DATABASE_URL, SCHEMA, POOL (connections, default 10), WAIT_TIMEOUT (ms, default 3000),
  * HANDLER_MS (time each handler takes after its effect, default 0), QUIET=1 (no logs),
- * STORE=redis with REDIS_URL and KEY_PREFIX (records in Redis; no /tx route, which needs PostgreSQL).
+ * STORE=redis with REDIS_URL and KEY_PREFIX (records in Redis; no /tx route, which needs PostgreSQL);
+ * REDIS_CLUSTER (JSON: { nodes, natMap }) instead of REDIS_URL for a Redis Cluster, and WAIT_REPLICAS
+ * (JSON: waitForReplicas) for the durability option.
  */
 import 'reflect-metadata';
 import { All, Body, Controller, Get, Headers, HttpCode, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster, type ClusterOptions } from 'ioredis';
 import { DataSource, type EntityManager } from 'typeorm';
 import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations } from 'nestjs-idempotency';
 
@@ -77,6 +80,15 @@ class TransactionStressController extends StressController {
 
 const redisStore = process.env.STORE === 'redis';
 
+/** The Redis store's connection: a URL, or a Cluster client as an app would make one. */
+function redisConnection(): string | Cluster {
+  if (!process.env.REDIS_CLUSTER) return process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const { nodes, natMap } = JSON.parse(process.env.REDIS_CLUSTER) as { nodes: Array<{ host: string; port: number }>; natMap?: ClusterOptions['natMap'] };
+  // As the module does for a connection of its own: a command fails fast while its node is away (503), and
+  // a failover is waited out no longer than a few redirections.
+  return new Cluster(nodes, { natMap, redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 2_000 } });
+}
+
 @Module({
   imports: [
     TypeOrmModule.forRoot({
@@ -91,7 +103,14 @@ const redisStore = process.env.STORE === 'redis';
     }),
     IdempotencyModule.forRoot({
       purgeInterval: 0,
-      store: redisStore ? { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: process.env.KEY_PREFIX } : 'postgres',
+      store: redisStore
+        ? {
+            type: 'redis',
+            connection: redisConnection(),
+            prefix: process.env.KEY_PREFIX,
+            waitForReplicas: process.env.WAIT_REPLICAS ? (JSON.parse(process.env.WAIT_REPLICAS) as { count: number; timeout: string }) : undefined,
+          }
+        : 'postgres',
     }),
   ],
   controllers: [redisStore ? StressController : TransactionStressController],

@@ -81,21 +81,36 @@ export class RedisCluster {
 
   /** An ioredis Cluster client on these nodes; `options` add to (and win over) the test defaults. */
   client(options: ClusterOptions = {}): Cluster {
-    const natMap = Object.fromEntries(this.nodes.map((node) => [`127.0.0.1:${node.proxy.port}`, { host: '127.0.0.1', port: node.port }]));
-    return new Cluster(
-      this.nodes.slice(0, 3).map((node) => ({ host: '127.0.0.1', port: node.port })),
-      { natMap, ...options },
-    );
+    const { nodes, natMap } = this.addresses();
+    return new Cluster(nodes, { natMap, ...options });
   }
 
-  /** The nodes that serve slots now, each with the replica that follows it. */
-  async masters(): Promise<Array<{ node: ClusterNode; id: string; replica?: ClusterNode }>> {
+  /** Where a client starts, and how it reaches a node from the address the node announces. */
+  addresses(): { nodes: Array<{ host: string; port: number }>; natMap: Record<string, { host: string; port: number }> } {
+    return {
+      nodes: this.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+      natMap: Object.fromEntries(this.nodes.map((node) => [`127.0.0.1:${node.proxy.port}`, { host: '127.0.0.1', port: node.port }])),
+    };
+  }
+
+  /** The nodes that serve slots now, with their slot ranges and the replica that follows each. */
+  async masters(): Promise<Array<{ node: ClusterNode; id: string; slots: Array<[number, number]>; replica?: ClusterNode }>> {
     const lines = (await this.command(this.liveNodes()[0].port, ['CLUSTER', 'NODES'])).trim().split('\n');
     const rows = lines.map((line) => line.split(' ')).filter((row) => !row[2].includes('fail'));
     const byId = new Map(rows.map((row) => [row[0], this.byAnnouncedAddress(row[1])]));
     return rows
       .filter((row) => row[2].includes('master') && row.length > 8)
-      .map((row) => ({ node: byId.get(row[0])!, id: row[0], replica: rows.filter((other) => other[3] === row[0]).map((other) => byId.get(other[0])!)[0] }));
+      .map((row) => ({
+        node: byId.get(row[0])!,
+        id: row[0],
+        // Ranges like 0-5460 or a single slot; entries in brackets are slots being migrated.
+        slots: row
+          .slice(8)
+          .filter((range) => !range.startsWith('['))
+          .map((range) => range.split('-').map(Number))
+          .map(([low, high]) => [low, high ?? low] as [number, number]),
+        replica: rows.filter((other) => other[3] === row[0]).map((other) => byId.get(other[0])!)[0],
+      }));
   }
 
   /** SIGKILL: the node dies at once, with whatever it had not yet sent to its replica. */
