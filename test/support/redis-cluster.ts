@@ -14,6 +14,8 @@ const run = promisify(execFile);
 /** One redis-server of the cluster: its real port, and the proxy port it announces to the others. */
 export interface ClusterNode {
   port: number;
+  /** redis-server's arguments, to start it again as it was. */
+  args: string[];
   /** Nodes reach each other (replication, MIGRATE) through this proxy, so a test can slow those links down. */
   proxy: TcpProxy;
   process: ChildProcess;
@@ -123,6 +125,15 @@ export class RedisCluster {
     });
   }
 
+  /**
+   * Starts a node that was killed again, on its port and with its nodes.conf: it rejoins the cluster, and a
+   * master whose replica took its place comes back as that replica (empty, it copies the new master's data).
+   */
+  async restart(node: ClusterNode): Promise<void> {
+    node.process = spawn('redis-server', node.args, { stdio: 'ignore' });
+    await this.waitForPing(node.port);
+  }
+
   /** Until every live node reports `cluster_state:ok` and knows every slot. */
   async waitUntilHealthy(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -187,8 +198,7 @@ export class RedisCluster {
       // A replica takes over however long it was cut off: the failover tests measure what that loses.
       ...['--cluster-replica-validity-factor', '0'],
     ];
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
-    return { port, proxy, process: child };
+    return { port, args, proxy, process: spawn('redis-server', args, { stdio: 'ignore' }) };
   }
 
   private async waitForPing(port: number): Promise<void> {
