@@ -33,9 +33,8 @@ testIdempotencyStore('Redis Cluster, auto-pipelined', () => clusterStore({}, { e
 describe('the records of one suite run', () => {
   it('spread over the slots of all three masters', async () => {
     const own = await cluster();
-    const client = own.client();
+    const client = await own.readyClient();
     clients.push(client);
-    await client.cluster('SLOTS'); // connects, and loads the slot map
     const prefix = `${uniquePrefix('spread')}:`;
     const store = new RedisIdempotencyStore(client, { prefix });
     const keys = Array.from({ length: 30 }, () => randomUUID());

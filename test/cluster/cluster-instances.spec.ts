@@ -24,7 +24,7 @@ describe('two instances on a Redis Cluster, with slots resharded under load', ()
 
   beforeAll(async () => {
     cluster = await RedisCluster.start();
-    client = cluster.client();
+    client = await cluster.readyClient();
     schema = await createSchema('cluster_instances');
     await createEffectsTable(schema);
     const env = { SCHEMA: schema, HANDLER_MS: '20', QUIET: '1', STORE: 'redis', REDIS_CLUSTER: JSON.stringify(cluster.addresses()), KEY_PREFIX: prefix };

@@ -87,6 +87,19 @@ export class RedisCluster {
     return new Cluster(nodes, { natMap, ...options });
   }
 
+  /**
+   * {@link client}, once it has loaded the slot map: a command without a key sent before then may go down a
+   * connection to a startup node that ioredis is about to replace ("Connection is closed").
+   */
+  async readyClient(options: ClusterOptions = {}): Promise<Cluster> {
+    const client = this.client(options);
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve);
+      client.once('error', reject);
+    });
+    return client;
+  }
+
   /** Where a client starts, and how it reaches a node from the address the node announces. */
   addresses(): { nodes: Array<{ host: string; port: number }>; natMap: Record<string, { host: string; port: number }> } {
     return {
