@@ -86,7 +86,10 @@ function redisConnection(): string | Cluster {
   const { nodes, natMap } = JSON.parse(process.env.REDIS_CLUSTER) as { nodes: Array<{ host: string; port: number }>; natMap?: ClusterOptions['natMap'] };
   // As the module does for a connection of its own: a command fails fast while its node is away (503), and
   // a failover is waited out no longer than a few redirections.
-  return new Cluster(nodes, { natMap, redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 2_000 } });
+  const cluster = new Cluster(nodes, { natMap, redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 2_000 } });
+  // A node killed by the failover tests refuses connections until it is back; each request meets that as a 503.
+  cluster.on('error', (error: Error) => process.env.QUIET === '1' || console.error(`Redis Cluster: ${error.message}`));
+  return cluster;
 }
 
 @Module({

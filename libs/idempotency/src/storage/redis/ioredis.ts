@@ -22,3 +22,14 @@ export async function loadIoRedis(usedBy: string): Promise<IoRedisConstructor> {
   const { default: Redis } = await loadOptionalPeer<{ default: IoRedisConstructor }>('ioredis', usedBy);
   return Redis;
 }
+
+/** ioredis' Cluster class, as the command line constructs it: from startup nodes and options. */
+export interface IoRedisClusterConstructor {
+  new (nodes: string[], options: Record<string, unknown>): Cluster;
+}
+
+/** ioredis' `Cluster` class, loaded on first use like {@link loadIoRedis}. */
+export async function loadIoRedisCluster(usedBy: string): Promise<IoRedisClusterConstructor> {
+  const { Cluster } = await loadOptionalPeer<{ Cluster: IoRedisClusterConstructor }>('ioredis', usedBy);
+  return Cluster;
+}
