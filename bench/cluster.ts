@@ -60,7 +60,13 @@ async function main(): Promise<void> {
     const rows = scenarios.map((scenario) => {
       const result = median(scenario);
       const base = median(scenarios.find((other) => !other.wait && other.connections === scenario.connections)!);
-      return { waitForReplicas: scenario.wait, connections: scenario.connections, ...result, ratio: result.reqPerSec / base.reqPerSec, addedP50: result.p50 - base.p50 };
+      return {
+        waitForReplicas: scenario.wait,
+        connections: scenario.connections,
+        ...result,
+        ratio: result.reqPerSec / base.reqPerSec,
+        addedP50: result.p50 - base.p50,
+      };
     });
     console.table(
       rows.map((row) => ({
@@ -108,7 +114,13 @@ function drive(url: string, connections: number): Promise<Measured> {
         if (error) return reject(error);
         latencies.sort((a, b) => a - b);
         const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-        resolve({ reqPerSec: result.requests.total / result.duration, p50: at(0.5), p99: at(0.99), non2xx: result.non2xx, errors: result.errors + result.timeouts });
+        resolve({
+          reqPerSec: result.requests.total / result.duration,
+          p50: at(0.5),
+          p99: at(0.99),
+          non2xx: result.non2xx,
+          errors: result.errors + result.timeouts,
+        });
       },
     );
     instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));

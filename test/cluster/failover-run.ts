@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClusterOptions } from 'ioredis';
 import { RedisIdempotencyStore, type WaitForReplicas } from 'nestjs-idempotency';
 import { type ChildApp, startChildApp } from '../support/child-app';
 import { createSchema, dropSchema } from '../support/database';
@@ -21,6 +22,10 @@ export interface FailoverOptions {
   concurrency: number;
   /** When the master is killed, from the start of the load. */
   killAfterMs: number;
+  /** The route's lease (default 2 s). */
+  lease?: string;
+  /** ioredis Cluster options of the apps, over the defaults of test/apps/stress-app.ts. */
+  clientOptions?: ClusterOptions;
 }
 
 /** What a failover did, seen by clients, by the effects table and by a probe writing straight to the store. */
@@ -70,9 +75,10 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverFig
       HANDLER_MS: '20',
       QUIET: '1',
       STORE: 'redis',
-      REDIS_CLUSTER: JSON.stringify(cluster.addresses()),
+      REDIS_CLUSTER: JSON.stringify({ ...cluster.addresses(), options: options.clientOptions }),
       KEY_PREFIX: prefix,
       ...(options.waitForReplicas ? { WAIT_REPLICAS: JSON.stringify(options.waitForReplicas) } : {}),
+      ...(options.lease ? { LEASE: options.lease } : {}),
     };
     apps.push(await startChildApp('stress-app', env));
     apps.push(await startChildApp('stress-app', env));
