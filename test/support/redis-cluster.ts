@@ -217,6 +217,8 @@ export class RedisCluster {
   private async waitForPing(port: number): Promise<void> {
     for (let attempt = 0; attempt < 100; attempt++) {
       const client = new IORedis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      // A refused connection rejects connect() below, which retries; the same error as an event says nothing more.
+      client.on('error', () => undefined);
       try {
         await client.connect();
         await client.ping();

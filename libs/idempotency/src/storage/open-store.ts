@@ -1,11 +1,14 @@
 import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import type { DataSourceLike } from './typeorm-like';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import type { IdempotencyModuleOptions } from '../idempotency.options';
 import type { RedisConnectionOptions } from '../outbox/outbox.options';
+import { missingDataSource } from './app-data-source';
 import type { IdempotencyStore } from './idempotency-store';
-import { loadIoRedis, type RedisClient } from './redis/ioredis';
+import { loadIoRedis } from './redis/ioredis';
+import type { RedisClient } from './redis/redis-client';
 import { RedisIdempotencyStore } from './redis/redis-idempotency.store';
+import { toReplicaWait } from './redis/replica-wait';
 import { PartitionedTypeOrmIdempotencyStore } from './postgres/partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './postgres/typeorm-idempotency.store';
 
@@ -28,13 +31,14 @@ export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdow
 }
 
 /** Builds the store that `options.store` names; PostgreSQL on the app's DataSource unless it says otherwise. */
-export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSource | undefined): Promise<OpenedStore> {
+export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSourceLike | undefined, missingPeer?: string): Promise<OpenedStore> {
   const choice = options.store ?? 'postgres';
   if (choice === 'postgres') {
     if (!dataSource) {
-      throw new IdempotencyConfigurationError(
-        "The PostgreSQL store (the default) works on the app's TypeORM DataSource: import TypeOrmModule.forRoot() " +
-          "beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
+      throw missingDataSource(
+        'The PostgreSQL store (the default)',
+        missingPeer,
+        "import TypeOrmModule.forRoot() beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
       );
     }
     const { preparedStatements, partitioning } = options;
@@ -51,14 +55,10 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
   if (typeof choice === 'object' && choice !== null && choice.type === 'redis') {
     const { connection, prefix, waitForReplicas } = choice;
     if (isRedisClient(connection)) return new OpenedStore(new RedisIdempotencyStore(connection, { prefix, waitForReplicas }));
+    // Checked before connecting: a refused option must not leave a connection open behind it.
+    toReplicaWait(waitForReplicas);
     const client = await connect(connection);
-    try {
-      return new OpenedStore(new RedisIdempotencyStore(client, { prefix, waitForReplicas }), client);
-    } catch (error) {
-      // Options refused at start: the connection just opened must not keep the process alive.
-      client.disconnect();
-      throw error;
-    }
+    return new OpenedStore(new RedisIdempotencyStore(client, { prefix, waitForReplicas }), client);
   }
   throw new IdempotencyConfigurationError(
     `IdempotencyModule: store must be 'postgres', { type: 'redis', connection }, or an IdempotencyStore, not ${JSON.stringify(choice)}.`,

@@ -1,4 +1,4 @@
-import type { QueryRunner } from 'typeorm';
+import type { QueryRunnerLike } from '../typeorm-like';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import { qualifiedTableName } from '../table-name';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from './partitioning.options';
@@ -106,7 +106,7 @@ export class PartitionCatalog {
     return rows.map((row) => row.name);
   }
 
-  async allExpired(name: string, runner?: QueryRunner): Promise<boolean> {
+  async allExpired(name: string, runner?: QueryRunnerLike): Promise<boolean> {
     const [{ expired }] = (await (runner ?? this.session.dataSource).query(
       `SELECT coalesce(max(expires_at) <= clock_timestamp(), true) AS expired FROM ${name}`,
     )) as Array<{ expired: boolean }>;
@@ -149,7 +149,10 @@ export class PartitionCatalog {
   /** Asked once: the store needs PostgreSQL 14 or later. */
   checkServerVersion(): Promise<void> {
     this.serverChecked ??= this.session.dataSource
-      .query(`SELECT current_setting('server_version_num')::int AS version, current_setting('server_version') AS name`)
+
+      .query<Array<{ version: number; name: string }>>(
+        `SELECT current_setting('server_version_num')::int AS version, current_setting('server_version') AS name`,
+      )
       .then(
         ([{ version, name }]: Array<{ version: number; name: string }>) => {
           if (version >= MIN_SERVER_VERSION_NUM) return;

@@ -1,9 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { loadOptionalPeer } from '../../optional-peer';
 
-/** An ioredis client: a single server (`Redis`) or a `Cluster`. */
-export type RedisClient = Redis | Cluster;
-
 /** ioredis' client class, as this library constructs it: from a URL and options, or from options. */
 export interface IoRedisConstructor {
   new (url: string, options: Record<string, unknown>): Redis;

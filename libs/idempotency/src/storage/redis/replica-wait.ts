@@ -1,7 +1,7 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { type Duration, toTimerMilliseconds } from '../../duration';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
-import type { RedisClient } from './ioredis';
+import type { RedisClient } from './redis-client';
 import { type ScriptName, scriptCommand } from './redis-scripts';
 
 /**
@@ -64,12 +64,14 @@ type Pipelined = Record<string, (...args: unknown[]) => ChainableCommander>;
  * Returns the script's reply and the number of replicas that acknowledged.
  */
 export async function runAndWait(
-  client: RedisClient,
+  store: RedisClient,
   name: ScriptName,
   key: string,
   args: Array<string | number | Buffer>,
   wait: ReplicaWait,
 ): Promise<{ reply: unknown; replicas: number }> {
+  // The store is given an ioredis client; its public type names only what compiles without ioredis installed.
+  const client = store as unknown as Redis | Cluster;
   const { command, lua } = scriptCommand(name);
   let node: Redis | undefined;
   let asking = false;
@@ -98,7 +100,7 @@ export async function runAndWait(
   throw new Error(`The Redis Cluster redirected a write to ${key} more than ${MAX_REDIRECTIONS} times.`);
 }
 
-function isCluster(client: RedisClient): client is Cluster {
+function isCluster(client: Redis | Cluster): client is Cluster {
   return typeof (client as Partial<Cluster>).refreshSlotsCache === 'function';
 }
 
