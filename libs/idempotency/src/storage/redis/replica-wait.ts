@@ -97,7 +97,8 @@ export async function runAndWait(
     if (waitError) throw waitError;
     return { reply, replicas: Number(replicas) };
   }
-  throw new Error(`The Redis Cluster redirected a write to ${key} more than ${MAX_REDIRECTIONS} times.`);
+  // The key is left out: logs name a record by its hash, never by its key.
+  throw new Error(`The Redis Cluster redirected a write more than ${MAX_REDIRECTIONS} times.`);
 }
 
 function isCluster(client: Redis | Cluster): client is Cluster {
