@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Cluster, ClusterOptions } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { RedisIdempotencyStore, type RedisIdempotencyStoreOptions } from 'nestjs-idempotency';
 import { testIdempotencyStore } from 'nestjs-idempotency/testing';
 import { redisRecordKey } from '../../libs/idempotency/src/storage/redis/redis-record-key';
@@ -19,16 +19,14 @@ afterAll(async () => {
   await (await started)?.stop();
 }, 60_000);
 
-async function clusterStore(options: RedisIdempotencyStoreOptions = {}, clientOptions: ClusterOptions = {}) {
-  const client = (await cluster()).client(clientOptions);
+async function clusterStore(options: RedisIdempotencyStoreOptions = {}) {
+  const client = (await cluster()).client();
   clients.push(client);
   return { store: new RedisIdempotencyStore(client, { prefix: `${uniquePrefix('contract')}:`, ...options }) };
 }
 
 testIdempotencyStore('Redis Cluster (ioredis Cluster)', () => clusterStore());
 testIdempotencyStore('Redis Cluster, waitForReplicas 1', () => clusterStore({ waitForReplicas: { count: 1, timeout: '2s' } }));
-// Auto-pipelining groups concurrent commands by slot.
-testIdempotencyStore('Redis Cluster, auto-pipelined', () => clusterStore({}, { enableAutoPipelining: true }));
 
 describe('the records of one suite run', () => {
   it('spread over the slots of all three masters', async () => {

@@ -22,6 +22,11 @@ export interface FailoverOptions {
   concurrency: number;
   /** When the master is killed, from the start of the load. */
   killAfterMs: number;
+  /**
+   * Start the killed node again once its replica took over (default true), so the new master gets a replica:
+   * with `waitForReplicas`, writes to its slots are refused until then.
+   */
+  restartKilled?: boolean;
   /** The route's lease (default 2 s). */
   lease?: string;
   /** ioredis Cluster options of the apps, over the defaults of test/apps/stress-app.ts. */
@@ -42,7 +47,7 @@ export interface FailoverFigures {
   probe: { acknowledgedClaims: number; lostClaims: number; acknowledgedCompletions: number; lostCompletions: number; failedWrites: number };
   /**
    * From the SIGKILL until the replica called itself master, until every node said cluster_state:ok, until
-   * the killed node, started again, was the new master's replica, and until the probe's last failed write.
+   * the killed node, started again, was the new master's replica (if it was), and until the probe's last failed write.
    */
   takeoverMs: number;
   healthyMs: number;
@@ -116,8 +121,10 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverFig
     const healthyMs = Date.now() - killedAt;
     // As an operator (or a supervisor) would: the node comes back, as the new master's replica. Until then the
     // new master has no replica, and waitForReplicas refuses every write to its slots.
-    await cluster.restart(victim.node);
-    await cluster.waitForReplicaLinks(60_000);
+    if (options.restartKilled ?? true) {
+      await cluster.restart(victim.node);
+      await cluster.waitForReplicaLinks(60_000);
+    }
     const replicatedMs = Date.now() - killedAt;
     // Writes a little past the recovery too: they land on the new master and must stay.
     await sleep(500);
