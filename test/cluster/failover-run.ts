@@ -15,7 +15,7 @@ export interface FailoverOptions {
   waitForReplicas?: WaitForReplicas;
   /** Delay on the link from the master that dies to its replica (both ways): replication that lags this much. */
   linkDelayMs: number;
-  /** Keys, and deliveries over them, of each round; rounds go on until the failover is over, and two more. */
+  /** Keys, and deliveries over them, of each round; rounds go on until the failover is over, and one more. */
   keys: number;
   deliveries: number;
   /** Deliveries in flight at once, across both app instances. */
@@ -98,7 +98,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverFig
     const attempts: Attempt[] = [];
     let failedOver = false;
     const load = (async () => {
-      for (let roundsAfter = 0; roundsAfter < 2; roundsAfter += failedOver ? 1 : 0) {
+      for (let roundsAfter = 0; roundsAfter < 1; roundsAfter += failedOver ? 1 : 0) {
         const round = duplicates(options.keys, options.deliveries);
         keys.push(...round.keys);
         await inParallel(round.deliveries, options.concurrency, (key) => deliver(urls, '/lease', key, attempts, Date.now() + 90_000));
