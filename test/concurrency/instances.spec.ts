@@ -2,17 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { createSchema, dropSchema } from '../support/database';
 import { startApp, type TestApp } from '../support/harness';
 import { burst, send } from '../support/http';
+import { describeEachRoute } from '../support/postgres-routes';
 
 /** Two app instances, each with its own pool, racing on the same keys through the same database. */
-describe('two instances with separate pools', () => {
+describeEachRoute('two instances with separate pools', (route) => {
   let schema: string;
   let a: TestApp;
   let b: TestApp;
 
   beforeAll(async () => {
     schema = await createSchema('instances');
-    a = await startApp('express', { schema, poolSize: 5 });
-    b = await startApp('fastify', { schema, poolSize: 5 });
+    const options = { schema, poolSize: 5, databaseUrl: route.url, idempotency: { preparedStatements: route.preparedStatements } };
+    a = await startApp('express', options);
+    b = await startApp('fastify', options);
   });
   afterAll(async () => {
     await a?.close();
