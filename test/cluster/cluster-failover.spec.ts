@@ -16,6 +16,7 @@ describe('a Redis Cluster master killed under load', () => {
       linkDelayMs: 300,
       keys: 20,
       deliveries: 100,
+      roundsAfter: 1,
       concurrency: 16,
       killAfterMs: 1500,
     });

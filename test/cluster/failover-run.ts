@@ -15,9 +15,10 @@ export interface FailoverOptions {
   waitForReplicas?: WaitForReplicas;
   /** Delay on the link from the master that dies to its replica (both ways): replication that lags this much. */
   linkDelayMs: number;
-  /** Keys, and deliveries over them, of each round; rounds go on until the failover is over, and one more. */
+  /** Keys, and deliveries over them, of each round; rounds go on until the failover is over, and `roundsAfter` more (default 2). */
   keys: number;
   deliveries: number;
+  roundsAfter?: number;
   /** Deliveries in flight at once, across both app instances. */
   concurrency: number;
   /** When the master is killed, from the start of the load. */
@@ -98,7 +99,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverFig
     const attempts: Attempt[] = [];
     let failedOver = false;
     const load = (async () => {
-      for (let roundsAfter = 0; roundsAfter < 1; roundsAfter += failedOver ? 1 : 0) {
+      for (let after = 0; after < (options.roundsAfter ?? 2); after += failedOver ? 1 : 0) {
         const round = duplicates(options.keys, options.deliveries);
         keys.push(...round.keys);
         await inParallel(round.deliveries, options.concurrency, (key) => deliver(urls, '/lease', key, attempts, Date.now() + 90_000));
