@@ -3,20 +3,24 @@
  * Each route writes one effect row per handler run, so that the suites count runs in the database.
  *
  * Environment: DATABASE_URL, SCHEMA, POOL (connections, default 10), WAIT_TIMEOUT (ms, default 3000),
- * HANDLER_MS (time each handler takes after its effect, default 0), QUIET=1 (no logs),
- * STORE=redis with REDIS_URL and KEY_PREFIX (records in Redis; no /tx route, which needs PostgreSQL).
+ * HANDLER_MS (time each handler takes after its effect, default 0), LEASE (of /wait and /lease, default 2s), QUIET=1 (no logs),
+ * STORE=redis with REDIS_URL and KEY_PREFIX (records in Redis; no /tx route, which needs PostgreSQL);
+ * REDIS_CLUSTER (JSON: { nodes, natMap }) instead of REDIS_URL for a Redis Cluster, and WAIT_REPLICAS
+ * (JSON: waitForReplicas) for the durability option.
  */
 import 'reflect-metadata';
 import { All, Body, Controller, Get, Headers, HttpCode, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster, type ClusterOptions } from 'ioredis';
 import { DataSource, type EntityManager } from 'typeorm';
 import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations } from 'nestjs-idempotency';
 
 const schema = process.env.SCHEMA ?? 'public';
 const waitTimeout = Number(process.env.WAIT_TIMEOUT ?? 3000);
 const handlerMs = Number(process.env.HANDLER_MS ?? 0);
+const lease = process.env.LEASE ?? '2s';
 
 /** When each handler started (ms since the epoch): a handler must never start without a claim. */
 const starts: number[] = [];
@@ -33,13 +37,13 @@ class StressController {
   }
 
   @Post('wait')
-  @Idempotent({ onInFlight: 'wait', waitTimeout, lease: '2s' })
+  @Idempotent({ onInFlight: 'wait', waitTimeout, lease })
   wait(@Headers('idempotency-key') key: string) {
     return this.effect('wait', key);
   }
 
   @Post('lease')
-  @Idempotent({ lease: '2s' })
+  @Idempotent({ lease })
   lease(@Headers('idempotency-key') key: string) {
     return this.effect('lease', key);
   }
@@ -77,6 +81,22 @@ class TransactionStressController extends StressController {
 
 const redisStore = process.env.STORE === 'redis';
 
+/** The Redis store's connection: a URL, or a Cluster client as an app would make one. */
+function redisConnection(): string | Cluster {
+  if (!process.env.REDIS_CLUSTER) return process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const { nodes, natMap, options } = JSON.parse(process.env.REDIS_CLUSTER) as {
+    nodes: Array<{ host: string; port: number }>;
+    natMap?: ClusterOptions['natMap'];
+    options?: ClusterOptions;
+  };
+  // As the module does for a connection of its own: a command fails fast while its node is away (503), and
+  // a failover is waited out no longer than a few redirections; `options` may say otherwise.
+  const cluster = new Cluster(nodes, { natMap, redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 2_000 }, ...options });
+  // A node killed by the failover tests refuses connections until it is back; each request meets that as a 503.
+  cluster.on('error', (error: Error) => process.env.QUIET === '1' || console.error(`Redis Cluster: ${error.message}`));
+  return cluster;
+}
+
 @Module({
   imports: [
     TypeOrmModule.forRoot({
@@ -91,7 +111,14 @@ const redisStore = process.env.STORE === 'redis';
     }),
     IdempotencyModule.forRoot({
       purgeInterval: 0,
-      store: redisStore ? { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: process.env.KEY_PREFIX } : 'postgres',
+      store: redisStore
+        ? {
+            type: 'redis',
+            connection: redisConnection(),
+            prefix: process.env.KEY_PREFIX,
+            waitForReplicas: process.env.WAIT_REPLICAS ? (JSON.parse(process.env.WAIT_REPLICAS) as { count: number; timeout: string }) : undefined,
+          }
+        : 'postgres',
     }),
   ],
   controllers: [redisStore ? StressController : TransactionStressController],

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import IORedis from 'ioredis';
+import IORedis, { type Cluster } from 'ioredis';
 import { idempotencyKeyHash } from 'nestjs-idempotency';
 import { REDIS_FIELDS, redisRecordKey } from '../../libs/idempotency/src/storage/redis/redis-record-key';
 import { runBuiltCli } from '../support/cli';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../support/redis';
+import { RedisCluster } from '../support/redis-cluster';
 
 const MINUTE = 60_000;
 
@@ -29,15 +30,57 @@ interface HashRecord {
   body?: Buffer;
 }
 
+/** The shared Redis, or a Redis Cluster of the suite's own, whose URL names one of its nodes. */
+interface Target {
+  url: string;
+  redis: IORedis | Cluster;
+  /** How the command line names it. */
+  described: string;
+  close(): Promise<void>;
+}
+
+function oneServer(label: string): Promise<Target> {
+  const redis = new IORedis(REDIS_URL);
+  return Promise.resolve({
+    url: REDIS_URL,
+    redis,
+    described: `Redis at ${REDIS_URL}`,
+    close: async () => {
+      await dropPrefix(label);
+      redis.disconnect();
+    },
+  });
+}
+
+async function ownCluster(): Promise<Target> {
+  const cluster = await RedisCluster.start();
+  const redis = await cluster.readyClient();
+  const url = `redis://127.0.0.1:${cluster.nodes[0].port}`;
+  return {
+    url,
+    redis,
+    described: `Redis Cluster at ${url}`,
+    close: async () => {
+      redis.disconnect();
+      await cluster.stop();
+    },
+  };
+}
+
 /**
  * `nestjs-idempotency --redis` run for real against dist. The records are written as the Redis store
  * lays them out (`storage/redis/redis-record-key.ts`): one hash per record, times in ms since the epoch.
+ * On a cluster they spread over its masters, and the command line reads every one.
  */
-describe('the nestjs-idempotency command line on Redis', () => {
+describe.each([
+  ['one Redis server', oneServer],
+  ['a Redis Cluster', ownCluster],
+])('the nestjs-idempotency command line on %s', (_target, open: (label: string) => Promise<Target>) => {
   const label = uniquePrefix('cli');
   const prefix = `${label}:`;
-  const redis = new IORedis(REDIS_URL);
-  const cli = (...args: string[]) => runBuiltCli([...args, '--redis', REDIS_URL, '--prefix', prefix]);
+  let target: Target;
+  let redis: Target['redis'];
+  const cli = (...args: string[]) => runBuiltCli([...args, '--redis', target.url, '--prefix', prefix]);
   const order = `order:${randomUUID()}`; // a ':' in the key must not confuse the layout
   const job = `job-${randomUUID()}`;
   const owner = randomUUID();
@@ -63,6 +106,8 @@ describe('the nestjs-idempotency command line on Redis', () => {
   }
 
   beforeAll(async () => {
+    target = await open(label);
+    redis = target.redis;
     const [seconds, microseconds] = await redis.time();
     now = Number(seconds) * 1000 + Math.floor(Number(microseconds) / 1000);
     const completed = (body: Buffer): HashRecord => ({
@@ -93,8 +138,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
     await redis.set(redisRecordKey(prefix, 'POST /orders', `${order}-string`), 'not a hash either');
   });
   afterAll(async () => {
-    await dropPrefix(label);
-    redis.disconnect();
+    await target?.close();
   });
 
   it('inspect shows a completed record, in every scope without --scope, a binary body as base64', async () => {
@@ -108,7 +152,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
     const json = await cli('inspect', order, '--scope', 'POST /orders', '--json', '--body');
     expect(json.code).toBe(0);
     const { records, source } = JSON.parse(json.stdout) as { records: unknown[]; source: string };
-    expect(source).toBe(`Redis at ${REDIS_URL} (prefix ${prefix})`);
+    expect(source).toBe(`${target.described} (prefix ${prefix})`);
     expect(records).toEqual([
       {
         scope: 'POST /orders',
@@ -144,7 +188,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
     ]) {
       const run = await cli(...args);
       expect(run.code).toBe(1);
-      expect(run.stderr).toMatch(/^nestjs-idempotency: No live record with key ".+" in (any scope|scope ".+") \(Redis at /);
+      expect(run.stderr).toMatch(/^nestjs-idempotency: No live record with key ".+" in (any scope|scope ".+") \(Redis (Cluster )?at /);
     }
   });
 
@@ -169,7 +213,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
   it('purge has nothing to do: Redis expires the records itself', async () => {
     const run = await cli('purge');
     expect(run).toMatchObject({ code: 0, stderr: '' });
-    expect(run.stdout).toMatch(/^Nothing to purge: Redis at .+ deletes each record itself when it expires/);
+    expect(run.stdout).toMatch(/^Nothing to purge: Redis (Cluster )?at .+ deletes each record itself when it expires/);
     expect(JSON.parse((await cli('purge', '--json')).stdout)).toMatchObject({ deleted: 0, selfExpiring: true });
     expect(await redis.exists(redisRecordKey(prefix, 'POST /orders', order))).toBe(1);
   });
@@ -179,7 +223,7 @@ describe('the nestjs-idempotency command line on Redis', () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^nestjs-idempotency: Cannot connect to Redis at redis:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\)\. Check --redis/);
     expect(down.stderr).not.toMatch(/^\s+at /m);
-    const mixed = await runBuiltCli(['stats', '--redis', REDIS_URL, '--schema', 'x']);
+    const mixed = await runBuiltCli(['stats', '--redis', target.url, '--schema', 'x']);
     expect(mixed.code).toBe(2);
     expect(mixed.stderr).toMatch(/--schema is for PostgreSQL/);
   });

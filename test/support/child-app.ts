@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DATABASE_URL } from './database';
 
 /** An app running in a process of its own, so that it can really crash. */
@@ -12,7 +12,9 @@ export interface ChildApp {
   kill(): Promise<void>;
 }
 
-const root = join(__dirname, '../..');
+// The repository: two folders up from the source, three from its build in dist/ (where the benchmarks run it).
+const up = join(__dirname, '../..');
+const root = basename(up) === 'dist' ? join(up, '..') : up;
 
 /** Starts a compiled app from dist/test/apps (built by `npm run build`) and waits until it listens. */
 export function startChildApp(name: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<ChildApp> {

@@ -1,10 +1,11 @@
 import { createServer, type Server, type Socket, connect } from 'node:net';
 
-/** A TCP proxy to PostgreSQL that a test can cut and restore, to make the store unreachable. */
+/** A TCP proxy to a server (PostgreSQL, a Redis node) that a test can cut, stall, slow down and restore. */
 export class TcpProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   private stalled = false;
+  private delayMs = 0;
 
   constructor(
     private readonly target: { host: string; port: number },
@@ -31,10 +32,17 @@ export class TcpProxy {
         socket.on('close', () => this.sockets.delete(socket));
         socket.on('error', () => socket.destroy());
       }
-      // Not pipe(): stall() must be able to drop bytes while the connections stay open.
+      // Not pipe(): stall() must be able to drop bytes while the connections stay open, and slow() to hold them.
       const forward = (from: Socket, to: Socket) => {
-        from.on('data', (chunk: Buffer) => this.stalled || to.write(chunk));
-        from.on('end', () => to.end());
+        from.on('data', (chunk: Buffer) => {
+          if (this.stalled) return;
+          if (this.delayMs === 0) to.write(chunk);
+          // Bytes still held when either side closes are dropped (the socket is destroyed by then): a link
+          // whose sender died loses what was on the wire, as a host that crashes does.
+          else setTimeout(() => to.destroyed || to.write(chunk), this.delayMs);
+        });
+        from.on('end', () => (this.delayMs === 0 ? to.end() : to.destroy()));
+        from.on('close', () => this.delayMs === 0 || to.destroy());
       };
       forward(client, upstream);
       forward(upstream, client);
@@ -49,6 +57,14 @@ export class TcpProxy {
    */
   stall(stalled = true): void {
     this.stalled = stalled;
+  }
+
+  /**
+   * Holds every chunk for `ms` before forwarding it, both ways (0: forward at once): a slow link. Chunks keep
+   * their order (timers of one delay fire in the order they were set).
+   */
+  slow(ms: number): void {
+    this.delayMs = ms;
   }
 
   /** Refuses new connections and drops the open ones, like a database that went away. */

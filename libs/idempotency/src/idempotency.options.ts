@@ -6,7 +6,7 @@ import type { VerifyWebhookOptions } from './webhooks/verify-webhook.options';
 import type { WebhookProvider } from './webhooks/webhook-verifiers';
 import type { OutboxOptions, RedisConnectionOptions } from './outbox/outbox.options';
 import type { IdempotencyStore } from './storage/idempotency-store';
-import type { RedisClient } from './storage/redis/redis-idempotency.store';
+import type { RedisClient, WaitForReplicas } from './storage/redis/redis-idempotency.store';
 import type { IdempotencyMetricsOptions } from './observability/idempotency-metrics';
 import type { EncryptionOptions } from './storage/encryption/response-encryption';
 import type { PartitioningOptions } from './storage/postgres/partitioning.options';
@@ -130,6 +130,11 @@ export interface RedisStoreOptions {
   connection: string | RedisConnectionOptions | RedisClient;
   /** Prepended to every key. Default `'idempotency:'`. */
   prefix?: string;
+  /**
+   * `WAIT count timeout` after each claim and completion, so a failover loses none that a client was told
+   * about (see `docs/redis-cluster.md`). Default: off.
+   */
+  waitForReplicas?: WaitForReplicas;
 }
 
 /** The route options after defaults, in milliseconds: the route's plan, built at start. */

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { IdempotencyRecordView } from '../storage/idempotency-store';
-import { loadIoRedis } from '../storage/redis/ioredis';
+import { loadIoRedis, loadIoRedisCluster } from '../storage/redis/ioredis';
 import { REDIS_FIELDS, redisRecordKey } from '../storage/redis/redis-record-key';
 import { CliFailure } from './cli-errors';
 import { describeError, redactUrl } from './format';
@@ -9,63 +9,67 @@ import type { FoundRecords, RecordSource, RecordStats, ScopeCounts, StuckClaim }
 /** Keys asked of SCAN per call. */
 const SCAN_COUNT = 1000;
 
+const CONNECTION = { connectTimeout: 5000, maxRetriesPerRequest: 0, connectionName: 'nestjs-idempotency-cli' };
+
 /**
  * The records of the Redis store, read in its layout (`storage/redis/redis-record-key.ts`): one hash per record,
  * times in milliseconds since the epoch on Redis' clock. A key in every scope, and the counts, are found by
- * scanning the prefix.
+ * scanning the prefix. On a Redis Cluster (the URL names any one node) every master is scanned, and each key
+ * read from the master that listed it.
  */
 export class RedisRecords implements RecordSource {
   readonly description: string;
 
   private constructor(
-    private readonly client: Redis,
+    private readonly client: Redis | Cluster,
     url: string,
     private readonly prefix: string,
   ) {
-    this.description = `Redis at ${redactUrl(url)} (prefix ${prefix})`;
+    this.description = `Redis ${isCluster(client) ? 'Cluster at' : 'at'} ${redactUrl(url)} (prefix ${prefix})`;
   }
 
   /** Connects, or fails with what to check. */
   static async open(url: string, prefix: string): Promise<RedisRecords> {
-    const IoRedis = await loadIoRedis('nestjs-idempotency --redis');
-    const client = new IoRedis(url, {
-      lazyConnect: true,
-      connectTimeout: 5000,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-      connectionName: 'nestjs-idempotency-cli',
-    });
-    // A connection error also rejects the command that needed the connection, with a vaguer message
-    // ("Connection is closed"): the socket's own error is kept to say what happened.
-    let socketError: unknown;
-    client.on('error', (error: unknown) => (socketError = error));
+    const client = await connect(url);
+    if (!/^cluster_enabled:1\b/m.test(await client.info('cluster'))) return new RedisRecords(client, url, prefix);
+    // A node of a cluster holds only its own slots' records: the whole cluster is read through a Cluster client.
+    client.disconnect();
+    const { username, password, protocol } = new URL(url);
+    const redisOptions = {
+      ...CONNECTION,
+      username: decodeURIComponent(username) || undefined,
+      password: decodeURIComponent(password) || undefined,
+      tls: protocol === 'rediss:' ? {} : undefined,
+    };
+    const IoRedisCluster = await loadIoRedisCluster('nestjs-idempotency --redis');
+    const cluster = new IoRedisCluster([url], { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions });
     try {
-      await client.connect();
-      await client.ping();
+      await cluster.connect();
     } catch (error) {
-      client.disconnect();
-      throw new CliFailure(
-        `Cannot connect to Redis at ${redactUrl(url)} (${describeError(socketError ?? error)}). Check --redis and that the server is running.`,
-        { cause: error },
-      );
+      cluster.disconnect();
+      throw new CliFailure(`Cannot read the Redis Cluster of ${redactUrl(url)} (${describeError(error)}). Check that every node is reachable from here.`, {
+        cause: error,
+      });
     }
-    return new RedisRecords(client, url, prefix);
+    return new RedisRecords(cluster, url, prefix);
   }
 
   async find(key: string, options: { scope?: string; limit: number }): Promise<FoundRecords> {
     const now = await this.now();
-    const keys =
+    const groups =
       options.scope !== undefined
-        ? [redisRecordKey(this.prefix, options.scope, key)]
+        ? [{ node: this.client, keys: [redisRecordKey(this.prefix, options.scope, key)] }]
         : await this.scan(`${globEscape(this.prefix)}*:${globEscape(encodeURIComponent(key))}`);
-    const hashes = await this.pipelined(keys, (pipeline, redisKey) => pipeline.hgetallBuffer(redisKey));
     const records: IdempotencyRecordView[] = [];
-    keys.forEach((redisKey, index) => {
-      const id = parseRecordKey(this.prefix, redisKey);
-      const hash = hashes[index] as Record<string, Buffer> | undefined;
-      const record = id && id.key === key && hash ? toView(id, hash) : undefined;
-      if (record && record.expiresAt > now) records.push(record);
-    });
+    for (const { node, keys } of groups) {
+      const hashes = await pipelined(node, keys, (pipeline, redisKey) => pipeline.hgetallBuffer(redisKey));
+      keys.forEach((redisKey, index) => {
+        const id = parseRecordKey(this.prefix, redisKey);
+        const hash = hashes[index] as Record<string, Buffer> | undefined;
+        const record = id && id.key === key && hash ? toView(id, hash) : undefined;
+        if (record && record.expiresAt > now) records.push(record);
+      });
+    }
     records.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.scope.localeCompare(b.scope));
     return { now, records: records.slice(0, options.limit), truncated: records.length > options.limit };
   }
@@ -76,36 +80,38 @@ export class RedisRecords implements RecordSource {
     const scopes = new Map<string, ScopeCounts>();
     const stuck: StuckClaim[] = [];
     const fields = [REDIS_FIELDS.state, REDIS_FIELDS.leaseExpiresAt, REDIS_FIELDS.expiresAt, REDIS_FIELDS.createdAt, REDIS_FIELDS.attempts];
-    for await (const batch of this.client.scanStream({ match: `${globEscape(this.prefix)}*`, count: SCAN_COUNT }) as AsyncIterable<string[]>) {
-      const values = await this.pipelined(batch, (pipeline, redisKey) => pipeline.hmget(redisKey, ...fields));
-      batch.forEach((redisKey, index) => {
-        const id = parseRecordKey(this.prefix, redisKey);
-        const [state, lease, expires, created, attempts] = (values[index] ?? []) as Array<string | null>;
-        if (!id || (state !== 'in_flight' && state !== 'completed') || expires === null) return;
-        if (Number(expires) <= now.getTime()) {
-          states.expired += 1;
-          return;
-        }
-        const counts = scopes.get(id.scope) ?? { scope: id.scope, live: 0, inFlight: 0, stuck: 0, completed: 0 };
-        scopes.set(id.scope, counts);
-        counts.live += 1;
-        if (state === 'completed') {
-          states.completed += 1;
-          counts.completed += 1;
-        } else if (lease !== null && Number(lease) > now.getTime()) {
-          states.inFlight += 1;
-          counts.inFlight += 1;
-        } else {
-          states.stuck += 1;
-          counts.stuck += 1;
-          stuck.push({
-            ...id,
-            attempts: Number(attempts ?? 1),
-            createdAt: new Date(Number(created)),
-            leaseExpiredAt: lease === null ? null : new Date(Number(lease)),
-          });
-        }
-      });
+    for (const node of this.masters()) {
+      for await (const batch of node.scanStream({ match: `${globEscape(this.prefix)}*`, count: SCAN_COUNT }) as AsyncIterable<string[]>) {
+        const values = await pipelined(node, batch, (pipeline, redisKey) => pipeline.hmget(redisKey, ...fields));
+        batch.forEach((redisKey, index) => {
+          const id = parseRecordKey(this.prefix, redisKey);
+          const [state, lease, expires, created, attempts] = (values[index] ?? []) as Array<string | null>;
+          if (!id || (state !== 'in_flight' && state !== 'completed') || expires === null) return;
+          if (Number(expires) <= now.getTime()) {
+            states.expired += 1;
+            return;
+          }
+          const counts = scopes.get(id.scope) ?? { scope: id.scope, live: 0, inFlight: 0, stuck: 0, completed: 0 };
+          scopes.set(id.scope, counts);
+          counts.live += 1;
+          if (state === 'completed') {
+            states.completed += 1;
+            counts.completed += 1;
+          } else if (lease !== null && Number(lease) > now.getTime()) {
+            states.inFlight += 1;
+            counts.inFlight += 1;
+          } else {
+            states.stuck += 1;
+            counts.stuck += 1;
+            stuck.push({
+              ...id,
+              attempts: Number(attempts ?? 1),
+              createdAt: new Date(Number(created)),
+              leaseExpiredAt: lease === null ? null : new Date(Number(lease)),
+            });
+          }
+        });
+      }
     }
     const byCount = [...scopes.values()].sort((a, b) => b.live - a.live || a.scope.localeCompare(b.scope));
     stuck.sort((a, b) => (a.leaseExpiredAt?.getTime() ?? 0) - (b.leaseExpiredAt?.getTime() ?? 0));
@@ -127,28 +133,64 @@ export class RedisRecords implements RecordSource {
     return new Date(Number(seconds) * 1000 + Math.floor(Number(microseconds) / 1000));
   }
 
-  private async scan(match: string): Promise<string[]> {
-    const keys = new Set<string>(); // SCAN may return a key twice
-    for await (const batch of this.client.scanStream({ match, count: SCAN_COUNT }) as AsyncIterable<string[]>) {
-      for (const key of batch) keys.add(key);
-    }
-    return [...keys];
+  /** The nodes whose SCAN lists every record once: the masters of a cluster, or the one server. */
+  private masters(): Redis[] {
+    return isCluster(this.client) ? this.client.nodes('master') : [this.client];
   }
 
-  /**
-   * One command per key in one round trip. A key of the prefix that holds no hash is not a record of the
-   * store: its answer is `undefined`; any other error fails the command.
-   */
-  private async pipelined(keys: string[], command: (pipeline: ReturnType<Redis['pipeline']>, key: string) => unknown): Promise<unknown[]> {
-    if (keys.length === 0) return [];
-    const pipeline = this.client.pipeline();
-    for (const key of keys) command(pipeline, key);
-    const replies = (await pipeline.exec()) ?? [];
-    return replies.map(([error, value]) => {
-      if (error && !error.message.startsWith('WRONGTYPE')) throw error;
-      return error ? undefined : value;
-    });
+  /** The keys that match, with the node that listed them (on a cluster, the master of their slot). */
+  private async scan(match: string): Promise<Array<{ node: Redis; keys: string[] }>> {
+    return Promise.all(
+      this.masters().map(async (node) => {
+        const keys = new Set<string>(); // SCAN may return a key twice
+        for await (const batch of node.scanStream({ match, count: SCAN_COUNT }) as AsyncIterable<string[]>) {
+          for (const key of batch) keys.add(key);
+        }
+        return { node, keys: [...keys] };
+      }),
+    );
   }
+}
+
+/** Connects to the one node the URL names, or fails with what to check. */
+async function connect(url: string): Promise<Redis> {
+  const IoRedis = await loadIoRedis('nestjs-idempotency --redis');
+  const client = new IoRedis(url, { lazyConnect: true, retryStrategy: () => null, ...CONNECTION });
+  // A connection error also rejects the command that needed the connection, with a vaguer message
+  // ("Connection is closed"): the socket's own error is kept to say what happened.
+  let socketError: unknown;
+  client.on('error', (error: unknown) => (socketError = error));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    client.disconnect();
+    throw new CliFailure(
+      `Cannot connect to Redis at ${redactUrl(url)} (${describeError(socketError ?? error)}). Check --redis and that the server is running.`,
+      { cause: error },
+    );
+  }
+  return client;
+}
+
+function isCluster(client: Redis | Cluster): client is Cluster {
+  return typeof (client as Partial<Cluster>).refreshSlotsCache === 'function';
+}
+
+/**
+ * One command per key in one round trip, on the node given (on a cluster, keys of one master's listing). A key
+ * of the prefix that holds no hash is not a record of the store: its answer is `undefined`; any other error
+ * fails the command.
+ */
+async function pipelined(node: Redis | Cluster, keys: string[], command: (pipeline: ChainableCommander, key: string) => unknown): Promise<unknown[]> {
+  if (keys.length === 0) return [];
+  const pipeline = node.pipeline();
+  for (const key of keys) command(pipeline, key);
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.map(([error, value]) => {
+    if (error && !error.message.startsWith('WRONGTYPE')) throw error;
+    return error ? undefined : value;
+  });
 }
 
 /** A SCAN pattern that matches `text` literally. */

@@ -8,6 +8,7 @@ import type { IdempotencyStore } from './idempotency-store';
 import { loadIoRedis } from './redis/ioredis';
 import type { RedisClient } from './redis/redis-client';
 import { RedisIdempotencyStore } from './redis/redis-idempotency.store';
+import { toReplicaWait } from './redis/replica-wait';
 import { PartitionedTypeOrmIdempotencyStore } from './postgres/partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './postgres/typeorm-idempotency.store';
 
@@ -52,10 +53,12 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
   }
   if (isStore(choice)) return new OpenedStore(choice);
   if (typeof choice === 'object' && choice !== null && choice.type === 'redis') {
-    const { connection, prefix } = choice;
-    if (isRedisClient(connection)) return new OpenedStore(new RedisIdempotencyStore(connection, { prefix }));
+    const { connection, prefix, waitForReplicas } = choice;
+    if (isRedisClient(connection)) return new OpenedStore(new RedisIdempotencyStore(connection, { prefix, waitForReplicas }));
+    // Checked before connecting: a refused option must not leave a connection open behind it.
+    toReplicaWait(waitForReplicas);
     const client = await connect(connection);
-    return new OpenedStore(new RedisIdempotencyStore(client, { prefix }), client);
+    return new OpenedStore(new RedisIdempotencyStore(client, { prefix, waitForReplicas }), client);
   }
   throw new IdempotencyConfigurationError(
     `IdempotencyModule: store must be 'postgres', { type: 'redis', connection }, or an IdempotencyStore, not ${JSON.stringify(choice)}.`,

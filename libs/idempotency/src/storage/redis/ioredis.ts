@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { loadOptionalPeer } from '../../optional-peer';
 
 /** ioredis' client class, as this library constructs it: from a URL and options, or from options. */
@@ -18,4 +18,15 @@ export interface IoRedisConstructor {
 export async function loadIoRedis(usedBy: string): Promise<IoRedisConstructor> {
   const { default: Redis } = await loadOptionalPeer<{ default: IoRedisConstructor }>('ioredis', usedBy);
   return Redis;
+}
+
+/** ioredis' Cluster class, as the command line constructs it: from startup nodes and options. */
+export interface IoRedisClusterConstructor {
+  new (nodes: string[], options: Record<string, unknown>): Cluster;
+}
+
+/** ioredis' `Cluster` class, loaded on first use like {@link loadIoRedis}. */
+export async function loadIoRedisCluster(usedBy: string): Promise<IoRedisClusterConstructor> {
+  const { Cluster } = await loadOptionalPeer<{ Cluster: IoRedisClusterConstructor }>('ioredis', usedBy);
+  return Cluster;
 }

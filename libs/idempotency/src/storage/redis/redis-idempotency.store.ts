@@ -3,13 +3,23 @@ import { fingerprintsDiffer } from '../../claim/claim-state';
 import type { ClaimOutcome, ClaimRef, ClaimRequest, IdempotencyRecordView, IdempotencyStore, RecordState, StoredResponse } from '../idempotency-store';
 import type { RedisClient } from './redis-client';
 import { DEFAULT_REDIS_PREFIX, REDIS_FIELDS as F, redisRecordKey } from './redis-record-key';
-import { defineScripts, type RedisScripts } from './redis-scripts';
+import { defineScripts, type RedisScripts, type ScriptName } from './redis-scripts';
+import { ReplicasNotReachedError, type ReplicaWait, runAndWait, toReplicaWait, type WaitForReplicas } from './replica-wait';
 
 export type { RedisClient } from './redis-client';
+export type { WaitForReplicas } from './replica-wait';
 
 export interface RedisIdempotencyStoreOptions {
   /** Prepended to every key. Default `'idempotency:'`. */
   prefix?: string;
+  /**
+   * Runs `WAIT count timeout` after each claim and completion, so that a write counts only once `count`
+   * replicas hold it: a failover then loses no claim or answer that a client was told about. A claim that
+   * did not reach them is given back and answered 503; a completion that did not is still answered (the
+   * handler ran) and logged. Costs a round trip to the replicas per write. Default: off (Redis' asynchronous
+   * replication: a failover may lose the last writes the primary acknowledged).
+   */
+  waitForReplicas?: WaitForReplicas;
 }
 
 /** Integers come back as numbers, or as strings from a client made with `stringNumbers`. */
@@ -30,6 +40,7 @@ type Reply = Array<Buffer | number | string | null>;
 export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly prefix: string;
   private readonly scripts: RedisScripts;
+  private readonly replicaWait?: ReplicaWait;
 
   constructor(
     readonly client: RedisClient,
@@ -37,21 +48,26 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   ) {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     this.scripts = defineScripts(client);
+    this.replicaWait = toReplicaWait(options.waitForReplicas);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
     const owner = randomUUID();
-    const reply = (await this.scripts.claim(
-      this.keyOf(request),
-      owner,
-      request.fingerprint ?? '',
-      request.fingerprint === null ? '0' : '1',
-      Math.ceil(request.leaseMs),
-      Math.ceil(request.ttlMs),
-    )) as Reply;
+    const args = [owner, request.fingerprint ?? '', request.fingerprint === null ? '0' : '1', Math.ceil(request.leaseMs), Math.ceil(request.ttlMs)];
+    const written = await this.write('claim', this.keyOf(request), args);
+    const reply = written.reply as Reply;
+    const replicas = written.replicas;
     switch (text(reply[0])) {
-      case 'claimed':
-        return { status: 'claimed', ref: { scope: request.scope, key: request.key, owner }, attempt: integer(reply[1]), takenOver: integer(reply[2]) === 1 };
+      case 'claimed': {
+        const ref = { scope: request.scope, key: request.key, owner };
+        // A claim a failover could lose lets a duplicate run the handler beside this one: it is given back
+        // (the lease frees it if that fails too) and the client retries.
+        if (replicas !== undefined && this.replicaWait && replicas < this.replicaWait.count) {
+          await this.release(ref);
+          throw new ReplicasNotReachedError(replicas, this.replicaWait);
+        }
+        return { status: 'claimed', ref, attempt: integer(reply[1]), takenOver: integer(reply[2]) === 1 };
+      }
       case 'completed':
         return {
           status: 'completed',
@@ -81,7 +97,10 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async complete(ref: ClaimRef, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const headers = JSON.stringify(response.headers);
-    return integer(await this.scripts.complete(this.keyOf(ref), ref.owner, response.status, headers, response.body, Math.ceil(ttlMs))) === 1;
+    const { reply, replicas } = await this.write('complete', this.keyOf(ref), [ref.owner, response.status, headers, response.body, Math.ceil(ttlMs)]);
+    // The answer is stored on the primary: the caller still answers (its handler ran), and the error is logged.
+    if (replicas !== undefined && this.replicaWait && replicas < this.replicaWait.count) throw new ReplicasNotReachedError(replicas, this.replicaWait);
+    return integer(reply) === 1;
   }
 
   async release(ref: ClaimRef): Promise<boolean> {
@@ -131,6 +150,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         response: state === 'completed' ? toResponse(hash.get(F.status) ?? null, hash.get(F.headers) ?? null, hash.get(F.body) ?? null) : null,
       },
     };
+  }
+
+  /** A script that writes; with waitForReplicas, followed by WAIT on the same connection. */
+  private async write(name: ScriptName, key: string, args: Array<string | number | Buffer>): Promise<{ reply: unknown; replicas?: number }> {
+    if (!this.replicaWait) return { reply: await this.scripts[name](key, ...args) };
+    return runAndWait(this.client, name, key, args, this.replicaWait);
   }
 
   private keyOf(ref: { scope: string; key: string }): string {

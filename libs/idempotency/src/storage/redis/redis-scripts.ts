@@ -106,20 +106,30 @@ return r`;
 
 const SCRIPTS = { claim: CLAIM, complete: COMPLETE, release: RELEASE, renew: RENEW, read: READ };
 
+export type ScriptName = keyof typeof SCRIPTS;
+
 /** A script of the store, called with the record's key and its ARGV. */
 export type ScriptCall = (key: string, ...args: Array<string | number | Buffer>) => Promise<unknown>;
 
-export type RedisScripts = Record<keyof typeof SCRIPTS, ScriptCall>;
+export type RedisScripts = Record<ScriptName, ScriptCall>;
 
-/**
- * Defines the scripts on the client as ioredis commands (each sends EVALSHA, and EVAL once after a script
- * cache miss). The names carry a hash of the script, so that a client shared with another version of
- * this library runs each version's own scripts.
- */
+/** A script as defined on a client: the ioredis command that sends it (EVALSHA), and its source (for EVAL). */
+export interface DefinedScript {
+  command: string;
+  lua: string;
+}
+
+/** The name of a script's command carries a hash of it, so a client shared with another version of this library runs each version's own scripts. */
+export function scriptCommand(name: ScriptName): DefinedScript {
+  const lua = SCRIPTS[name];
+  return { command: `idempotency_${name}_${createHash('sha1').update(lua).digest('hex').slice(0, 8)}`, lua };
+}
+
+/** Defines the scripts on the client as ioredis commands (each sends EVALSHA, and EVAL once after a script cache miss). */
 export function defineScripts(client: RedisClient): RedisScripts {
   const commands = {} as RedisScripts;
-  for (const [name, lua] of Object.entries(SCRIPTS) as Array<[keyof typeof SCRIPTS, string]>) {
-    const command = `idempotency_${name}_${createHash('sha1').update(lua).digest('hex').slice(0, 8)}`;
+  for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+    const { command, lua } = scriptCommand(name);
     if (!(command in client)) client.defineCommand(command, { numberOfKeys: 1, lua });
     // The Buffer variant keeps bodies as bytes; integer replies are numbers either way.
     const call = (client as unknown as Record<string, ScriptCall>)[`${command}Buffer`];
