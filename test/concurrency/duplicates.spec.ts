@@ -1,22 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSchema, dropSchema } from '../support/database';
+import { createTestDatabase, ENGINES, type TestDatabase } from '../support/engines';
 import { PLATFORMS, startApp, type TestApp } from '../support/harness';
 import { burst, countBy, send } from '../support/http';
 
 const DUPLICATES = 100;
 
-describe.each(PLATFORMS)('%i simultaneous duplicates on %s'.replace('%i', String(DUPLICATES)), (platform) => {
-  let schema: string;
+const CASES = ENGINES.flatMap((engine) => PLATFORMS.map((platform) => [engine, platform] as const));
+
+describe.each(CASES)(`${DUPLICATES} simultaneous duplicates, %s store, on %s`, (engine, platform) => {
+  let database: TestDatabase;
   let t: TestApp;
 
   beforeAll(async () => {
-    schema = await createSchema(`burst_${platform}`);
-    t = await startApp(platform, { schema, poolSize: 10 });
+    database = await createTestDatabase(engine, `burst_${platform}`);
+    t = await startApp(platform, { engine, schema: database.name, poolSize: 10 });
   });
   afterAll(async () => {
     await t?.close();
-    await dropSchema(schema);
+    await database?.drop();
   });
 
   it("run the handler once in lease mode with onInFlight: 'reject'; the rest get 409 or the replay", async () => {

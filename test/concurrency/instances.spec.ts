@@ -1,23 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { createSchema, dropSchema } from '../support/database';
+import { createTestDatabase, ENGINES, type TestDatabase } from '../support/engines';
 import { startApp, type TestApp } from '../support/harness';
 import { burst, send } from '../support/http';
 
 /** Two app instances, each with its own pool, racing on the same keys through the same database. */
-describe('two instances with separate pools', () => {
-  let schema: string;
+describe.each(ENGINES)('two instances with separate pools, %s store', (engine) => {
+  let database: TestDatabase;
   let a: TestApp;
   let b: TestApp;
 
   beforeAll(async () => {
-    schema = await createSchema('instances');
-    a = await startApp('express', { schema, poolSize: 5 });
-    b = await startApp('fastify', { schema, poolSize: 5 });
+    database = await createTestDatabase(engine, 'instances');
+    a = await startApp('express', { engine, schema: database.name, poolSize: 5 });
+    b = await startApp('fastify', { engine, schema: database.name, poolSize: 5 });
   });
   afterAll(async () => {
     await a?.close();
     await b?.close();
-    await dropSchema(schema);
+    await database?.drop();
   });
 
   it.each([
