@@ -1,4 +1,5 @@
-// Builds the installable package: compiled library plus its own manifest, README and licence.
+// Builds the installable package: compiled library (source maps carry their sources) plus its own manifest,
+// README, changelog and licence.
 const { execFileSync } = require('node:child_process');
 const { chmodSync, cpSync, rmSync } = require('node:fs');
 const { join } = require('node:path');
@@ -10,7 +11,7 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'li
   cwd: root,
   stdio: 'inherit',
 });
-for (const file of ['libs/idempotency/package.json', 'README.md', 'LICENSE']) {
+for (const file of ['libs/idempotency/package.json', 'README.md', 'CHANGELOG.md', 'LICENSE']) {
   cpSync(join(root, file), join(out, file.split('/').pop()));
 }
 // The package's bin: runnable as ./cli/main.js too, not only through npm's link (which sets the bit itself).

@@ -1,25 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../support/engines';
+import { createTestDatabase, describeEachDatabase, onRoute, type TestDatabase } from '../support/engines';
 import { startApp, type TestApp } from '../support/harness';
 import { burst, send } from '../support/http';
 
 /** Two app instances, each with its own pool, racing on the same keys through the same database. */
-describe.each(ENGINES)('two instances with separate pools, %s store', (engine) => {
+describeEachDatabase('two instances with separate pools', (route) => {
   let database: TestDatabase;
   let a: TestApp;
   let b: TestApp;
 
   beforeAll(async () => {
-    database = await createTestDatabase(engine, 'instances');
-    a = await startApp('express', { engine, schema: database.name, poolSize: 5 });
-    b = await startApp('fastify', { engine, schema: database.name, poolSize: 5 });
+    database = await createTestDatabase(route.engine, 'instances');
+    const options = { ...onRoute(route, database), poolSize: 5 };
+    a = await startApp('express', options);
+    b = await startApp('fastify', options);
   });
   afterAll(async () => {
     await a?.close();
     await b?.close();
     await database?.drop();
   });
-
   it.each([
     ['lease mode, reject', '/t/basic'],
     ['lease mode, wait', '/t/wait'],

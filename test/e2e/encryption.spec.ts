@@ -31,7 +31,7 @@ describe.each(PLATFORMS)('encryption at rest on %s', (platform) => {
     }
   }
 
-  /** The record as the table holds it, with the id of the key that encrypted it (the README's query). */
+  /** The record as the table holds it, with the id of the key that encrypted it (the query in docs/encryption.md). */
   async function storedRecord(key: string) {
     const [row] = await sql<{ body: Buffer; headers: unknown; key_id: string | null }>(
       `SELECT response_body AS body, response_headers AS headers,

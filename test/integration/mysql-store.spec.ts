@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { createConnection } from 'mysql2/promise';
 import {
   EventVersionInvalidException,
@@ -19,7 +19,7 @@ describe('MySqlIdempotencyStore on MariaDB', () => {
   let database: string;
   let dataSource: DataSource;
   let store: MySqlIdempotencyStore;
-  const request = (key = randomUUID()) => ({ scope: 'mysql-store', key, fingerprint: null, leaseMs: 60_000, ttlMs: 60_000 });
+  const request = (key: string = randomUUID()) => ({ scope: 'mysql-store', key, fingerprint: null, leaseMs: 60_000, ttlMs: 60_000 });
   const response = { status: 200, headers: [], body: Buffer.from('ok') };
 
   beforeAll(async () => {
@@ -188,9 +188,11 @@ describe('MySqlIdempotencyStore on MariaDB', () => {
       if (claimed.status !== 'claimed') throw new Error(claimed.status);
       const id = Math.floor(Math.random() * 1e9);
       await claimed.claim.manager.query('INSERT INTO effects (id, label) VALUES (?, ?)', [id, claim.key]);
-      await expect(
-        claimed.claim.manager.transaction((inner) => inner.query('INSERT INTO effects (id, label) VALUES (?, ?)', [id, 'duplicate'])),
-      ).rejects.toThrow(/Duplicate/);
+      // A handler declares TypeORM's own EntityManager, as the README shows.
+      const manager = claimed.claim.manager as EntityManager;
+      await expect(manager.transaction((inner) => inner.query('INSERT INTO effects (id, label) VALUES (?, ?)', [id, 'duplicate']))).rejects.toThrow(
+        /Duplicate/,
+      );
       await claimed.claim.complete(response, 60_000);
       expect(await mysql('SELECT 1 FROM effects WHERE label = ?', [claim.key], database)).toHaveLength(1);
     });

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,4 +101,42 @@ export async function freshApp(options: FreshAppOptions): Promise<FreshApp> {
 function testedOverride(name: string): string {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { overrides: Record<string, string> };
   return manifest.overrides[name];
+}
+
+export interface RunningApp {
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `node <script>` in the app's folder, once it logs that it listens ("Listening on http://..."); killed if it
+ * does not within a minute.
+ */
+export async function startApp(dir: string, script: string, env: Record<string, string>): Promise<RunningApp> {
+  const child = spawn(process.execPath, [script], { cwd: dir, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (/Listening on http:\/\/(localhost|127\.0\.0\.1):\d+/.test(output)) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      void exited.then(() => reject(new Error(`node ${script} exited before listening:\n${output}`)));
+      timer = setTimeout(() => reject(new Error(`node ${script} did not listen within a minute:\n${output}`)), 60_000);
+    });
+  } catch (error) {
+    await stop('SIGKILL');
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { output: () => output, stop: () => stop('SIGTERM') };
 }

@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { DATABASE_URL, sql } from '../support/database';
 import { freePort } from '../support/free-port';
-import { type FreshApp, freshApp, runOrThrow } from './packed-library';
+import { type FreshApp, freshApp, type RunningApp, runOrThrow, startApp } from './packed-library';
 import { EXAMPLE_ORIGIN, MIGRATION_COMMAND, type PrintedAnswer, exampleDir, exampleRequests, parseCurlOutput, readRepoFile } from './quick-start-example';
 
 interface Manifest {
@@ -18,41 +17,6 @@ function exampleFiles(): Record<string, string> {
   const files: Record<string, string> = { 'tsconfig.json': readRepoFile('examples/quick-start/tsconfig.json') };
   for (const name of readdirSync(`${exampleDir}/src`)) files[`src/${name}`] = readRepoFile(`examples/quick-start/src/${name}`);
   return files;
-}
-
-interface RunningApp {
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** `node dist/main.js` in the app's folder, once it logs that it listens (killed if it does not within a minute). */
-async function startApp(dir: string, env: Record<string, string>): Promise<RunningApp> {
-  const child = spawn(process.execPath, ['dist/main.js'], { cwd: dir, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
-  };
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (/Listening on http:\/\/localhost:\d+/.test(output)) resolve();
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      void exited.then(() => reject(new Error(`node dist/main.js exited before listening:\n${output}`)));
-      timer = setTimeout(() => reject(new Error(`node dist/main.js did not listen within a minute:\n${output}`)), 60_000);
-    });
-  } catch (error) {
-    await stop('SIGKILL');
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-  return { output: () => output, stop: () => stop('SIGTERM') };
 }
 
 async function countOrders(url: string): Promise<number> {
@@ -103,7 +67,7 @@ describe.each(['commonjs', 'module'] as const)('the README quick start as a %s a
     await runOrThrow('bash', ['-c', MIGRATION_COMMAND], app.dir, { DATABASE_URL: url.toString() });
 
     const port = await freePort();
-    server = await startApp(app.dir, { DATABASE_URL: url.toString(), PORT: String(port) });
+    server = await startApp(app.dir, 'dist/main.js', { DATABASE_URL: url.toString(), PORT: String(port) });
     const answers: PrintedAnswer[] = [];
     for (const request of requests) {
       const command = request.command.replaceAll(EXAMPLE_ORIGIN, `http://localhost:${port}`);

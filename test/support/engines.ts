@@ -2,10 +2,43 @@ import type { TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { idempotencyMigrations, mysqlIdempotencyMigrations } from 'nestjs-idempotency';
 import { createSchema, DATABASE_URL, dropSchema, sql } from './database';
 import { createDatabase, dropDatabase, mariadbUrl, mysql } from './mariadb';
+import { describeEachRoute } from './postgres-routes';
 
 /** The databases the SQL store runs on, each suite that matters runs on both. */
 export type Engine = 'postgres' | 'mariadb';
 export const ENGINES: Engine[] = ['postgres', 'mariadb'];
+
+/** Where a suite's app connects: an engine, and on PostgreSQL one of the routes (straight, or through a PgBouncer). */
+export interface DatabaseRoute {
+  readonly engine: Engine;
+  /** The URL the app's DataSource connects to; the engine's own server where absent. */
+  readonly url?: string;
+  /** The library's `preparedStatements` option for this route; the default where absent. */
+  readonly preparedStatements?: false;
+}
+
+/**
+ * `describe(title ...)` once per way to a database: PostgreSQL on each route of `describeEachRoute` (its PgBouncer
+ * started and stopped around the block), then MariaDB.
+ */
+export function describeEachDatabase(title: string, body: (route: DatabaseRoute) => void): void {
+  describeEachRoute(`${title}, PostgreSQL`, (route) =>
+    body({
+      engine: 'postgres',
+      // Read when the block's hooks run: a PgBouncer's URL is known once it started.
+      get url() {
+        return route.url;
+      },
+      preparedStatements: route.preparedStatements,
+    }),
+  );
+  describe(`${title}, MariaDB`, () => body({ engine: 'mariadb' }));
+}
+
+/** The options of `startApp()` that put an app on `route`, in the test file's `database`. */
+export function onRoute(route: DatabaseRoute, database: TestDatabase) {
+  return { engine: route.engine, schema: database.name, databaseUrl: route.url, idempotency: { preparedStatements: route.preparedStatements } };
+}
 
 /** The place of one test file's tables: a schema of its own on PostgreSQL, a database of its own on MariaDB. */
 export interface TestDatabase {

@@ -43,7 +43,7 @@ export function fulfilmentWorker(idempotency: IdempotencyService, connection: Re
   const worker = new Worker(
     FULFILMENT_QUEUE,
     (job) =>
-      idempotency.runJob(job, async (em) => {
+      idempotency.runJob(job, async (em: EntityManager) => {
         await em.insert(Effect, { label: `fulfil:${(job.data as { label: string }).label}` });
         return { fulfilled: (job.data as { label: string }).label };
       }),

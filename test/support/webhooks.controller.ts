@@ -151,7 +151,7 @@ export class BatchController {
         this.idempotency.run(
           item.id,
           // In the record's transaction: a failing item leaves neither its effect nor its record.
-          async (manager) => {
+          async (manager: EntityManager) => {
             await manager.insert(Effect, { label: `batch:${item.id}` });
             if (item.fail) throw new Error(`item ${item.id} failed`);
             return { processed: item.id };

@@ -1,7 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
-import { getDataSourceToken } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import type { DataSourceLike } from './storage/typeorm-like';
 import { ClaimCoordinator } from './claim/claim-coordinator';
 import {
   ConfigurableIdempotencyModule,
@@ -11,11 +10,11 @@ import {
 } from './idempotency.module-definition';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyService } from './idempotency.service';
-import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { IdempotencyMetrics } from './observability/idempotency-metrics';
 import type { IdempotencyModuleOptions } from './idempotency.options';
+import { appDataSource, missingDataSource } from './storage/app-data-source';
 import { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
@@ -28,8 +27,9 @@ import { RoutePlans } from './plan/route-plans';
  * @example
  * \@Module({
  *   imports: [
+ *     // Migrations run as a deploy step (`npx typeorm migration:run -d data-source.js`), not at start.
  *     TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Order, ...idempotencyEntities],
- *                             migrations: [...idempotencyMigrations], migrationsRun: true }),
+ *                             migrations: [...idempotencyMigrations] }),
  *     IdempotencyModule.forRoot({ ttl: '24h', lease: '60s' }),
  *   ],
  * })
@@ -49,7 +49,7 @@ export class IdempotencyModule extends ConfigurableIdempotencyModule {
 /** `dataSource` is read here, not in the options factory, because it decides what is injected. */
 function withProviders(module: DynamicModule, dataSource: string | undefined): DynamicModule {
   // Optional: an app that keeps its records in Redis may have no TypeORM at all.
-  const source = { token: getDataSourceToken(dataSource), optional: true };
+  const source = appDataSource(dataSource);
   return {
     ...module,
     global: true,
@@ -59,8 +59,8 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       {
         // Its own provider, so that Nest closes the connection it may have opened.
         provide: OpenedStore,
-        useFactory: (options: IdempotencyModuleOptions, source?: DataSource) => openStore(options, source),
-        inject: [IDEMPOTENCY_MODULE_OPTIONS, source],
+        useFactory: (options: IdempotencyModuleOptions, dataSource?: DataSourceLike) => openStore(options, dataSource, source.missing),
+        inject: [IDEMPOTENCY_MODULE_OPTIONS, ...source.inject],
       },
       {
         provide: IDEMPOTENCY_STORE,
@@ -71,23 +71,19 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       RoutePlans,
       ClaimCoordinator,
       IdempotencyService,
-      { provide: OUTBOX_DATA_SOURCE, useFactory: (source?: DataSource) => source ?? null, inject: [source] },
+      { provide: OUTBOX_DATA_SOURCE, useFactory: (dataSource?: DataSourceLike) => dataSource ?? null, inject: source.inject },
       JobOutbox,
       {
         // Only where the outbox is configured with a relay in this process; Nest starts and stops it with the app.
         provide: OutboxRelay,
-        useFactory: (options: IdempotencyModuleOptions, outbox: JobOutbox, source?: DataSource) => {
+        useFactory: (options: IdempotencyModuleOptions, outbox: JobOutbox, dataSource?: DataSourceLike) => {
           if (!options.outbox || options.outbox.relay === false) return null;
-          if (!source) {
-            throw new IdempotencyConfigurationError(
-              'The outbox relay needs a TypeORM DataSource on PostgreSQL: import TypeOrmModule.forRoot() beside IdempotencyModule.',
-            );
-          }
-          const relay = new OutboxRelay(source, options.outbox);
+          if (!dataSource) throw missingDataSource('The outbox relay', source.missing, 'import TypeOrmModule.forRoot() beside IdempotencyModule.');
+          const relay = new OutboxRelay(dataSource, options.outbox);
           outbox.onCommit(() => relay.wake());
           return relay;
         },
-        inject: [IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, source],
+        inject: [IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, ...source.inject],
       },
       {
         // Only with the metrics option; loads prom-client, and stops counting with the app.

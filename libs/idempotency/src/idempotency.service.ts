@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EntityManager } from 'typeorm';
+import type { EntityManagerLike } from './storage/typeorm-like';
 import { ClaimCoordinator } from './claim/claim-coordinator';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
@@ -21,7 +21,7 @@ export type { RunOptions } from './plan/run-plan';
  *
  * @example
  * await idempotency.run(`fulfil:${job.id}`, () => fulfil(job.data), { scope: 'fulfilment' });
- * await idempotency.run(event.id, (em) => em.insert(Receipt, { eventId: event.id }), { transaction: true });
+ * await idempotency.run(event.id, (em: EntityManager) => em.insert(Receipt, { eventId: event.id }), { transaction: true });
  */
 @Injectable()
 export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
@@ -40,10 +40,17 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * Runs `fn` once per (scope, key) and returns its result to every caller, the first and every repeat
    * (results round-trip through JSON). If `fn` throws, the key is released and the error rethrown, so
    * the next call runs it again.
+   *
+   * With `transaction: true`, `fn` gets the EntityManager of the claim's transaction: declare its type,
+   * `(em: EntityManager) => ...`, to use TypeORM's API on it (the library names no type of TypeORM).
    */
   run<T>(key: string, fn: () => T | Promise<T>, options?: RunOptions & { transaction?: false }): Promise<T>;
-  run<T>(key: string, fn: (manager: EntityManager) => T | Promise<T>, options: RunOptions & { transaction: true }): Promise<T>;
-  async run<T>(key: string, fn: (manager: EntityManager) => T | Promise<T>, options: RunOptions = {}): Promise<T> {
+  run<T, M extends EntityManagerLike = EntityManagerLike>(
+    key: string,
+    fn: (manager: M) => T | Promise<T>,
+    options: RunOptions & { transaction: true },
+  ): Promise<T>;
+  async run<T>(key: string, fn: (manager: EntityManagerLike) => T | Promise<T>, options: RunOptions = {}): Promise<T> {
     const plan = resolveRunPlan(this.plans.defaults, options);
     const outcome = await this.coordinator.begin({ ...plan, scope: options.scope ?? DEFAULT_RUN_SCOPE, key, fingerprint: options.fingerprint ?? null });
     switch (outcome.status) {
@@ -58,7 +65,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     let result: T;
     let body: Buffer;
     try {
-      result = await fn(claim.mode === 'transaction' ? claim.manager : (undefined as unknown as EntityManager));
+      result = await fn(claim.mode === 'transaction' ? claim.manager : (undefined as unknown as EntityManagerLike));
       body = encode(result);
     } catch (error) {
       await claim.release().catch((releaseError: Error) =>
@@ -79,11 +86,11 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * returns the first result.
    *
    * @example
-   * new Worker('fulfilment', (job) => idempotency.runJob(job, (em) => fulfil(em, job.data)), { connection });
+   * new Worker('fulfilment', (job) => idempotency.runJob(job, (em: EntityManager) => fulfil(em, job.data)), { connection });
    */
-  async runJob<T>(
+  async runJob<T, M extends EntityManagerLike = EntityManagerLike>(
     job: { id?: string; queueName: string; timestamp?: number },
-    fn: (manager: EntityManager) => T | Promise<T>,
+    fn: (manager: M) => T | Promise<T>,
     options: Omit<RunOptions, 'transaction' | 'scope'> = {},
   ): Promise<T> {
     const jobId = job.id;
@@ -94,7 +101,8 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     return this.run(
       key,
       async (manager) => {
-        const result = await fn(manager);
+        // The claim's manager is TypeORM's own EntityManager, which the caller names as M.
+        const result = await fn(manager as M);
         if (this.options.outbox) await this.outbox.markProcessed(manager, jobId);
         return result;
       },
@@ -112,7 +120,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
    * After each batch it pauses as long as the batch took: the purge keeps at most half of one connection
    * busy, and slows down by itself when the database is (a slower batch buys a longer pause). With claims
    * running meanwhile, the pause cost the purge more than half its rate and spared the claims most of their
-   * added latency (README, Purging at volume).
+   * added latency (docs/purge-and-partitioning.md).
    */
   async purgeExpired(): Promise<number> {
     const batchSize = this.plans.defaults.purgeBatchSize;

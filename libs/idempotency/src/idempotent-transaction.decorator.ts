@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import type { EntityManagerLike } from './storage/typeorm-like';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
 
@@ -13,8 +13,8 @@ import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
  *   return em.getRepository(Order).save(dto);
  * }
  */
-export const IdempotentTransaction = createParamDecorator((_data: unknown, context: ExecutionContext): EntityManager => {
-  const request = context.switchToHttp().getRequest<Record<symbol, EntityManager | undefined>>();
+export const IdempotentTransaction = createParamDecorator((_data: unknown, context: ExecutionContext): EntityManagerLike => {
+  const request = context.switchToHttp().getRequest<Record<symbol, EntityManagerLike | undefined>>();
   const manager = request[IDEMPOTENT_TRANSACTION];
   if (!manager) {
     throw new IdempotencyConfigurationError(

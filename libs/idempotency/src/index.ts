@@ -15,6 +15,10 @@ export type { IdempotencyRequest } from './idempotency-request';
 export type { KeyFunction, KeySource } from './keys/key-source';
 export type { OutboxOptions } from './outbox/outbox.options';
 export type { EncryptionOptions } from './storage/encryption/response-encryption';
+export type { MetricsRegistry } from './observability/idempotency-metrics';
+export type { RedisClient } from './storage/redis/redis-client';
+// What the library needs of TypeORM's objects: TypeORM's own fit, and the types compile where it is not installed.
+export type { DataSourceLike, EntityManagerLike, MigrationLike, QueryRunnerLike } from './storage/typeorm-like';
 
 export {
   IdempotencyException,

@@ -19,7 +19,7 @@ export class FulfilmentWorker implements OnApplicationBootstrap, OnApplicationSh
 
   onApplicationBootstrap(): void {
     let reportedDown = false;
-    this.worker = new Worker<FulfilOrder>(FULFILMENT_QUEUE, (job) => this.idempotency.runJob(job, (em) => this.fulfil(em, job.data)), {
+    this.worker = new Worker<FulfilOrder>(FULFILMENT_QUEUE, (job) => this.idempotency.runJob(job, (em: EntityManager) => this.fulfil(em, job.data)), {
       connection: { url: REDIS_URL, maxRetriesPerRequest: null },
       prefix: QUEUE_PREFIX,
     });

@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { EntityManagerLike } from '../storage/typeorm-like';
 import type { InFlightPolicy } from '../route-functions';
 import type { ClaimOutcome, ClaimRequest, StoredResponse, VersionOutcome } from '../storage/idempotency-store';
 
@@ -57,7 +57,7 @@ export interface LeaseClaim extends HeldClaimBase {
 export interface TransactionClaim extends HeldClaimBase {
   readonly mode: 'transaction';
   /** The claim's transaction: business writes made through it commit with the stored response. */
-  readonly manager: EntityManager;
+  readonly manager: EntityManagerLike;
   /** See `TransactionalClaim.advanceVersion`. */
   advanceVersion?(resource: string, version: string, ttlMs: number): Promise<VersionOutcome>;
 }

@@ -1,7 +1,7 @@
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import { IDEMPOTENCY_TABLE } from '../storage/idempotency-record.entity';
-import { qualifiedTableName } from '../storage/table-name';
+import { loadOptionalPeer } from '../optional-peer';
+import { IDEMPOTENCY_TABLE, qualifiedTableName } from '../storage/table-name';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from '../storage/postgres/partitioning.options';
 import { PartitionedTypeOrmIdempotencyStore } from '../storage/postgres/partitioned-typeorm-idempotency.store';
 import { RECORD_VIEW_COLUMNS, type RecordViewRow, toView } from '../storage/postgres/record-view';
@@ -45,6 +45,8 @@ export class PostgresRecords implements RecordSource {
 
   /** Connects, or fails with what to check. */
   static async open(url: string, schema: string | undefined, partitioned = false): Promise<PostgresRecords> {
+    // Loaded here: with --redis, the tool runs where TypeORM is not installed.
+    const { DataSource } = await loadOptionalPeer<typeof import('typeorm')>('typeorm', 'nestjs-idempotency on PostgreSQL (--url)');
     const dataSource = new DataSource({
       type: 'postgres',
       url,

@@ -12,12 +12,21 @@ import { onIdempotencyOutcome, originOf } from './outcome-channel';
  * IdempotencyModule.forRoot({ metrics: { registry: myRegistry, prefix: 'shop_', buckets: [0.001, 0.01, 0.1, 1] } })
  */
 export interface IdempotencyMetricsOptions {
-  /** Where the metrics are registered. Default: prom-client's global `register`. */
-  registry?: Registry;
+  /** Where the metrics are registered: a prom-client `Registry`. Default: prom-client's global `register`. */
+  registry?: MetricsRegistry;
   /** Put before each metric's name (`shop_` makes `shop_idempotency_outcomes_total`). Default none. */
   prefix?: string;
   /** Buckets of `idempotency_added_seconds`, in seconds. Default from 1 ms to 10 s. */
   buckets?: number[];
+}
+
+/**
+ * A prom-client `Registry`, as the options name it: prom-client is an optional peer, and the shipped types
+ * compile without it. prom-client's own registries fit.
+ */
+export interface MetricsRegistry {
+  getSingleMetric(name: string): unknown;
+  metrics(): Promise<string>;
 }
 
 /** From a replay kept in process (well under 1 ms) to a duplicate that waits out the default `waitTimeout`. */
@@ -71,7 +80,8 @@ export class IdempotencyMetrics implements OnModuleDestroy {
       throw new IdempotencyConfigurationError(`metrics.buckets must be finite numbers of seconds in increasing order, not ${JSON.stringify(buckets)}.`);
     }
     const client = await loadOptionalPeer<PromClient>('prom-client', 'The metrics option of IdempotencyModule');
-    const registry = options.registry ?? client.register;
+    // Given as a MetricsRegistry, which only prom-client's Registry is.
+    const registry = (options.registry as Registry | undefined) ?? client.register;
     const counterName = `${prefix}idempotency_outcomes_total`;
     const byName = subscriptions.get(registry) ?? new Map<string, Subscription>();
     subscriptions.set(registry, byName);

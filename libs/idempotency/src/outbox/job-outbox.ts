@@ -1,8 +1,7 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { DataSourceLike, EntityManagerLike, QueryRunnerLike } from '../storage/typeorm-like';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
-import { qualifiedTableName } from '../storage/table-name';
-import { IDEMPOTENCY_OUTBOX_TABLE } from './outbox-message.entity';
+import { IDEMPOTENCY_OUTBOX_TABLE, qualifiedTableName } from '../storage/table-name';
 
 /** A job to enqueue: what BullMQ's `queue.add(name, data, options)` takes, and the queue's name. */
 export interface OutboxJob<TData = unknown> {
@@ -37,25 +36,25 @@ export const OUTBOX_DATA_SOURCE = Symbol('nestjs-idempotency:outbox-data-source'
 @Injectable()
 export class JobOutbox implements OnModuleDestroy {
   private readonly table: string;
-  private readonly enqueued = new WeakSet<QueryRunner>();
+  private readonly enqueued = new WeakSet<QueryRunnerLike>();
   private wake: () => void = () => undefined;
   /**
    * Told when a transaction that enqueued ends, so that this process's relay sends at once. TypeORM also
    * reports the release of a savepoint as a commit: only the outermost one (no transaction left) counts.
    */
   private readonly subscriber = {
-    afterTransactionCommit: ({ queryRunner }: { queryRunner: QueryRunner }) => {
+    afterTransactionCommit: ({ queryRunner }: { queryRunner: QueryRunnerLike }) => {
       if (queryRunner.isTransactionActive || !this.enqueued.has(queryRunner)) return;
       this.enqueued.delete(queryRunner);
       this.wake();
     },
-    afterTransactionRollback: ({ queryRunner }: { queryRunner: QueryRunner }) => {
+    afterTransactionRollback: ({ queryRunner }: { queryRunner: QueryRunnerLike }) => {
       if (!queryRunner.isTransactionActive) this.enqueued.delete(queryRunner);
     },
   };
 
   /** `null` in an app without TypeORM (records in Redis): the outbox then has nothing to write to. */
-  constructor(@Inject(OUTBOX_DATA_SOURCE) private readonly dataSource: DataSource | null) {
+  constructor(@Inject(OUTBOX_DATA_SOURCE) private readonly dataSource: DataSourceLike | null) {
     this.table = qualifiedTableName(dataSource, IDEMPOTENCY_OUTBOX_TABLE);
     dataSource?.subscribers.push(this.subscriber);
   }
@@ -66,7 +65,7 @@ export class JobOutbox implements OnModuleDestroy {
   }
 
   /** Returns the BullMQ job id. */
-  async enqueue<TData>(manager: EntityManager, job: OutboxJob<TData>): Promise<string> {
+  async enqueue<TData>(manager: EntityManagerLike, job: OutboxJob<TData>): Promise<string> {
     const runner = manager.queryRunner;
     if (!runner?.isTransactionActive) {
       throw new IdempotencyConfigurationError(
@@ -87,7 +86,7 @@ export class JobOutbox implements OnModuleDestroy {
   }
 
   /** Marks the outbox row of a job processed, in the consumer's transaction (see `IdempotencyService.runJob`). */
-  async markProcessed(manager: EntityManager, jobId: string): Promise<void> {
+  async markProcessed(manager: EntityManagerLike, jobId: string): Promise<void> {
     await manager.query(`UPDATE ${this.table} SET processed_at = clock_timestamp() WHERE job_id = $1 AND processed_at IS NULL`, [jobId]);
   }
 

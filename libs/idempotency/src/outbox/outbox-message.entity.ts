@@ -1,6 +1,5 @@
 import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-
-export const IDEMPOTENCY_OUTBOX_TABLE = 'idempotency_outbox';
+import { IDEMPOTENCY_OUTBOX_TABLE } from '../storage/table-name';
 
 /**
  * A job to hand to BullMQ, written in the same transaction as the business writes that call for it. The

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DataSource } from 'typeorm';
+import type { DataSourceLike } from '../storage/typeorm-like';
 import { BullMqSender } from './bullmq-sender';
 import { OutboxTable } from './outbox-table';
 import { type OutboxOptions, resolveOutboxOptions, type ResolvedOutboxOptions } from './outbox.options';
@@ -42,7 +42,7 @@ export class OutboxRelay {
 
   /** Started by `IdempotencyModule` when `outbox` is configured; construct one yourself to relay from a script. */
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly dataSource: DataSourceLike,
     options: OutboxOptions,
   ) {
     this.options = resolveOutboxOptions(options);

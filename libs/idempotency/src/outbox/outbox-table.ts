@@ -1,6 +1,5 @@
-import type { DataSource, QueryRunner } from 'typeorm';
-import { qualifiedTableName } from '../storage/table-name';
-import { IDEMPOTENCY_OUTBOX_TABLE } from './outbox-message.entity';
+import type { DataSourceLike, QueryRunnerLike } from '../storage/typeorm-like';
+import { IDEMPOTENCY_OUTBOX_TABLE, qualifiedTableName } from '../storage/table-name';
 import type { ResolvedOutboxOptions } from './outbox.options';
 
 /** An outbox row as the relay takes it. */
@@ -21,7 +20,7 @@ export class OutboxTable {
   private readonly table: string;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly dataSource: DataSourceLike,
     private readonly options: ResolvedOutboxOptions,
   ) {
     this.table = qualifiedTableName(dataSource, IDEMPOTENCY_OUTBOX_TABLE);
@@ -31,7 +30,7 @@ export class OutboxTable {
    * Locks up to `batchSize` unsent rows with `FOR UPDATE SKIP LOCKED` (relays on several instances take
    * disjoint rows), then, with `redeliverAfter`, rows sent that long ago and still not processed.
    */
-  async lockBatch(runner: QueryRunner): Promise<OutboxRow[]> {
+  async lockBatch(runner: QueryRunnerLike): Promise<OutboxRow[]> {
     const columns = 'id, queue, name, data, options, job_id';
     // now(), not clock_timestamp(): a stable value lets PostgreSQL bound the index scans (the transaction has just begun).
     const unsent = (await runner.query(
@@ -49,12 +48,12 @@ export class OutboxTable {
     return [...unsent, ...lost];
   }
 
-  async markSent(runner: QueryRunner, rows: OutboxRow[]): Promise<void> {
+  async markSent(runner: QueryRunnerLike, rows: OutboxRow[]): Promise<void> {
     await runner.query(`UPDATE ${this.table} SET sent_at = clock_timestamp(), sends = sends + 1 WHERE id = ANY($1::bigint[])`, [rows.map((row) => row.id)]);
   }
 
   /** Parks a row BullMQ will never take, with its error, so that it cannot block the rest. */
-  async setAside(runner: QueryRunner, id: string, error: string): Promise<void> {
+  async setAside(runner: QueryRunnerLike, id: string, error: string): Promise<void> {
     await runner.query(`UPDATE ${this.table} SET failed_at = clock_timestamp(), last_error = $2 WHERE id = $1`, [id, error]);
   }
 

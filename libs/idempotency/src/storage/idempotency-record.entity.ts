@@ -1,7 +1,6 @@
 import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import type { RecordState } from './idempotency-store';
-
-export const IDEMPOTENCY_TABLE = 'idempotency_records';
+import { IDEMPOTENCY_TABLE } from './table-name';
 
 /**
  * One row per (scope, key): the state of a request. The migration creates the same table, so the

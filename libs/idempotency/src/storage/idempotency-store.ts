@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { EntityManagerLike } from './typeorm-like';
 
 /** Injection token of the {@link IdempotencyStore} the module uses. */
 export const IDEMPOTENCY_STORE = Symbol('IDEMPOTENCY_STORE');
@@ -53,7 +53,7 @@ export type VersionOutcome = 'applied' | 'stale' | 'busy';
 export interface TransactionalClaim {
   ref: ClaimRef;
   /** The claim's transaction: business writes made through it commit with the stored response. */
-  manager: EntityManager;
+  manager: EntityManagerLike;
   /**
    * Stores the response and commits everything; throws if the commit fails (nothing was written), and
    * `TransactionAbortedError` (after rolling back) when a statement of the handler failed in the transaction.
@@ -130,7 +130,7 @@ export interface IdempotencyStore {
 export interface TransactionalIdempotencyStore extends IdempotencyStore {
   readonly transactional: true;
   /** The store's manager outside any claim: what a transactional route gets when it runs without a key. */
-  readonly manager: EntityManager;
+  readonly manager: EntityManagerLike;
   /**
    * Opens a transaction and claims (scope, key) in it, waiting at most `lockTimeoutMs` for a
    * concurrent holder of the row. A transaction left idle for `idleTimeoutMs` (a stuck handler) is

@@ -1,6 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-
-export const IDEMPOTENCY_VERSIONS_TABLE = 'idempotency_versions';
+import { IDEMPOTENCY_VERSIONS_TABLE } from './table-name';
 
 /**
  * The newest version of a resource applied by an ordered route (`order` on `@Idempotent()`), per scope.

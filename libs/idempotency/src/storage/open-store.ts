@@ -1,10 +1,12 @@
 import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import type { DataSourceLike } from './typeorm-like';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import type { IdempotencyModuleOptions } from '../idempotency.options';
 import type { RedisConnectionOptions } from '../outbox/outbox.options';
+import { missingDataSource } from './app-data-source';
 import type { IdempotencyStore } from './idempotency-store';
-import { loadIoRedis, type RedisClient } from './redis/ioredis';
+import { loadIoRedis } from './redis/ioredis';
+import type { RedisClient } from './redis/redis-client';
 import { RedisIdempotencyStore } from './redis/redis-idempotency.store';
 import { PartitionedTypeOrmIdempotencyStore } from './postgres/partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './postgres/typeorm-idempotency.store';
@@ -29,9 +31,9 @@ export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdow
 }
 
 /** Builds the store that `options.store` names; on the app's DataSource, for its engine, unless it says otherwise. */
-export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSource | undefined): Promise<OpenedStore> {
+export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSourceLike | undefined, missingPeer?: string): Promise<OpenedStore> {
   const choice = options.store ?? 'sql';
-  if (choice === 'sql' || choice === 'postgres' || choice === 'mysql') return new OpenedStore(sqlStore(options, dataSource, choice));
+  if (choice === 'sql' || choice === 'postgres' || choice === 'mysql') return new OpenedStore(sqlStore(options, dataSource, choice, missingPeer));
   if (options.partitioning) {
     throw new IdempotencyConfigurationError("IdempotencyModule: partitioning applies to the PostgreSQL store only: remove it, or set store: 'postgres'.");
   }
@@ -50,11 +52,17 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
 const MYSQL_TYPES: readonly string[] = ['mysql', 'mariadb'];
 
 /** The store for the engine of the app's DataSource (`options.type`): PostgreSQL, or MySQL and MariaDB. */
-function sqlStore(options: IdempotencyModuleOptions, dataSource: DataSource | undefined, choice: 'sql' | 'postgres' | 'mysql'): IdempotencyStore {
+function sqlStore(
+  options: IdempotencyModuleOptions,
+  dataSource: DataSourceLike | undefined,
+  choice: 'sql' | 'postgres' | 'mysql',
+  missingPeer: string | undefined,
+): IdempotencyStore {
   if (!dataSource) {
-    throw new IdempotencyConfigurationError(
-      "The default store works on the app's TypeORM DataSource (PostgreSQL, MySQL or MariaDB): import TypeOrmModule.forRoot() " +
-        "beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
+    throw missingDataSource(
+      choice === 'mysql' ? 'The MySQL store' : 'The PostgreSQL store (the default)',
+      missingPeer,
+      "import TypeOrmModule.forRoot() beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
     );
   }
   const type = String(dataSource.options.type);

@@ -13,8 +13,9 @@ export type { VerifyWebhookOptions, WebhookSecret } from './verify-webhook.optio
  * Verifies a provider's signature on the raw request bytes before anything else of the route runs: a
  * forged delivery gets 400 `WEBHOOK_SIGNATURE_INVALID` and never reaches the claim, so it can neither
  * run the handler nor take a real event's id. Needs `NestFactory.create(AppModule, { rawBody: true })`.
- * Uses the provider's own library where one exists (`stripe`, `@octokit/webhooks-methods`,
- * `standardwebhooks`: install the one you use).
+ * Stripe, GitHub and Standard Webhooks (Svix) are checked by their own library (`stripe`,
+ * `@octokit/webhooks-methods`, `standardwebhooks`: install the one you use); PayPal, Paddle, Slack, Square,
+ * Twilio, Linear and Shopify by the library's own HMAC code, which follows each provider's documented scheme.
  *
  * @example
  * \@Post('webhooks/stripe')

@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { EntityManagerLike } from '../typeorm-like';
 import type {
   ClaimOutcome,
   ClaimRef,
@@ -93,7 +93,7 @@ class EncryptedTransactionalStore extends EncryptedStore implements Transactiona
     super(inner, cipher);
   }
 
-  get manager(): EntityManager {
+  get manager(): EntityManagerLike {
     return this.inner.manager;
   }
 

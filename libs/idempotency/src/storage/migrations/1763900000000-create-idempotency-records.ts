@@ -1,4 +1,4 @@
-import { IDEMPOTENCY_TABLE } from '../idempotency-record.entity';
+import { IDEMPOTENCY_TABLE } from '../table-name';
 import { RecordsTableMigration } from '../postgres/records-ddl';
 
 /** Creates the idempotency records table (the same schema as the `IdempotencyRecord` entity). */

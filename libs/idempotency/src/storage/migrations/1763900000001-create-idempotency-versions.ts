@@ -1,4 +1,4 @@
-import { IDEMPOTENCY_VERSIONS_TABLE } from '../idempotency-version.entity';
+import { IDEMPOTENCY_VERSIONS_TABLE } from '../table-name';
 import { TableMigration } from './table-migration';
 
 /** Creates the table of resource versions used by ordered routes (the `IdempotencyVersion` entity). */

@@ -1,4 +1,4 @@
-import { IDEMPOTENCY_OUTBOX_TABLE } from '../../outbox/outbox-message.entity';
+import { IDEMPOTENCY_OUTBOX_TABLE } from '../table-name';
 import { TableMigration } from './table-migration';
 
 /** Creates the outbox of jobs to hand to BullMQ (the `OutboxMessage` entity). */

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { DataSource, EntityManager } from 'typeorm';
 import { decide } from '../../claim/claim-state';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import type {
@@ -16,6 +15,7 @@ import { isDeadlock, isLockWaitEnded } from './mysql-errors';
 import { purgeBatch } from './mysql-purge';
 import { MYSQL_RECORDS_TABLE, MySqlRecords, PURGEABLE_RECORDS, recordId } from './mysql-records';
 import { MySqlSession } from './mysql-session';
+import type { DataSourceLike, EntityManagerLike } from '../typeorm-like';
 import { mysqlClaimInTransaction } from './mysql-transactional-claim';
 import { MYSQL_VERSIONS_TABLE, PURGEABLE_VERSIONS } from './mysql-versions';
 
@@ -34,12 +34,12 @@ export class MySqlIdempotencyStore implements TransactionalIdempotencyStore {
   private readonly session: MySqlSession;
   private readonly records: MySqlRecords;
 
-  constructor(dataSource: DataSource) {
+  constructor(dataSource: DataSourceLike) {
     this.session = new MySqlSession(dataSource);
     this.records = new MySqlRecords(this.session);
   }
 
-  get manager(): EntityManager {
+  get manager(): EntityManagerLike {
     return this.session.dataSource.manager;
   }
 

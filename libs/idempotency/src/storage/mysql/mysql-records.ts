@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { QueryRunner } from 'typeorm';
 import { claims, decide } from '../../claim/claim-state';
 import type { ClaimOutcome, ClaimRef, ClaimRequest, IdempotencyRecordView, StoredResponse } from '../idempotency-store';
 import { answer, type ClaimRow, claimedRecord, NOW } from '../postgres/claim-row';
 import { type RecordViewRow, toView } from '../postgres/record-view';
 import { asNumber, CLOCK, epochMs, MS_FROM_NOW, msUntil, STATEMENT_START } from './mysql-clock';
+import type { QueryRunnerLike } from '../typeorm-like';
 import type { MySqlSession } from './mysql-session';
 
 export const MYSQL_RECORDS_TABLE = '`idempotency_records`';
@@ -112,7 +112,7 @@ export class MySqlRecords {
   }
 
   /** Step 2 on `runner`'s open transaction; the row's lock is held to its end. */
-  async lockedClaim(runner: QueryRunner, request: ClaimRequest, owner: string, lockWaitMs: number | undefined): Promise<ClaimOutcome> {
+  async lockedClaim(runner: QueryRunnerLike, request: ClaimRequest, owner: string, lockWaitMs: number | undefined): Promise<ClaimOutcome> {
     const id = recordId(request.scope, request.key);
     for (;;) {
       const { insertId } = await this.session.send(INSERT_OR_LOCK, insertParams(id, request, owner), { runner, lockWaitMs });
@@ -129,12 +129,12 @@ export class MySqlRecords {
     }
   }
 
-  async read(id: Buffer, runner?: QueryRunner): Promise<(ClaimRow & { attempts: number }) | undefined> {
+  async read(id: Buffer, runner?: QueryRunnerLike): Promise<(ClaimRow & { attempts: number }) | undefined> {
     const { rows } = await this.session.send<MySqlClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM ${MYSQL_RECORDS_TABLE} WHERE id = ?`, [id], { runner });
     return rows[0] && toClaimRow(rows[0]);
   }
 
-  async complete(ref: ClaimRef, response: StoredResponse, ttlMs: number, runner?: QueryRunner): Promise<boolean> {
+  async complete(ref: ClaimRef, response: StoredResponse, ttlMs: number, runner?: QueryRunnerLike): Promise<boolean> {
     const params = [response.status, JSON.stringify(response.headers), response.body, ttlMs, recordId(ref.scope, ref.key), ref.owner];
     return (await this.session.send(COMPLETE, params, { runner })).affected === 1;
   }

@@ -1,6 +1,5 @@
-import type { DataSource, QueryRunner } from 'typeorm';
-import { QueryRunnerAlreadyReleasedError } from 'typeorm';
-import { closeQuietly, notPast } from '../postgres/postgres-session';
+import { closeQuietly, notPast, QueryRunnerReleasedError } from '../postgres/postgres-session';
+import type { DataSourceLike, QueryRunnerLike } from '../typeorm-like';
 import { explainMySqlSetupError } from './mysql-errors';
 
 /** What the store needs to know of the server, asked once. */
@@ -15,7 +14,7 @@ export interface MySqlServer {
 
 export interface MySqlSendOptions {
   /** The connection of an open transaction; without it, one from the pool for this statement. */
-  runner?: QueryRunner;
+  runner?: QueryRunnerLike;
   /** Not sent once this has passed (`Date.now()` ms) by the time a pooled connection comes. */
   deadline?: number;
   /** The longest the statement may wait for a row lock (see {@link MySqlSession.boundLockWait}). */
@@ -38,7 +37,7 @@ export interface MySqlResult<T> {
 export class MySqlSession {
   private serverInfo?: Promise<MySqlServer>;
 
-  constructor(readonly dataSource: DataSource) {}
+  constructor(readonly dataSource: DataSourceLike) {}
 
   /** The server's flavour and version, read once (again after a failed read). */
   server(): Promise<MySqlServer> {
@@ -54,7 +53,7 @@ export class MySqlSession {
 
   async send<T = unknown>(sql: string, values: unknown[], options: MySqlSendOptions = {}): Promise<MySqlResult<T>> {
     const { runner, deadline, lockWaitMs } = options;
-    if (runner?.isReleased) throw new QueryRunnerAlreadyReleasedError();
+    if (runner?.isReleased) throw new QueryRunnerReleasedError();
     const text = lockWaitMs === undefined ? sql : this.boundLockWait(await this.server(), sql, lockWaitMs);
     const own = runner ?? this.dataSource.createQueryRunner('master');
     try {
@@ -63,7 +62,7 @@ export class MySqlSession {
         notPast(deadline);
       }
       const result = await own.query(text, values, true);
-      const raw = result.raw as { insertId?: number } | undefined;
+      const raw = (result as { raw?: { insertId?: number } }).raw;
       return { rows: (result.records ?? []) as T[], affected: result.affected ?? 0, insertId: Number(raw?.insertId ?? 0) };
     } catch (error) {
       throw explainMySqlSetupError(error);
@@ -83,7 +82,7 @@ export class MySqlSession {
   }
 
   /** Runs `work` in a READ COMMITTED transaction of its own, committed if it returns, rolled back if it throws. */
-  async transaction<T>(work: (runner: QueryRunner) => Promise<T>, deadline?: number): Promise<T> {
+  async transaction<T>(work: (runner: QueryRunnerLike) => Promise<T>, deadline?: number): Promise<T> {
     const runner = this.dataSource.createQueryRunner('master');
     await runner.connect();
     try {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { QueryRunner } from 'typeorm';
 import { TransactionAbortedError } from '../../errors/transaction-aborted.error';
 import type { ClaimRef, ClaimRequest, StoredResponse, TransactionalClaim, TransactionalClaimOutcome } from '../idempotency-store';
 import { connectWithin } from '../postgres/postgres-session';
 import type { TransactionWaits } from '../postgres/transactional-claim';
 import { explainMySqlSetupError, isDeadlock, isLockWaitEnded } from './mysql-errors';
 import type { MySqlRecords } from './mysql-records';
+import type { QueryRunnerLike } from '../typeorm-like';
 import { lockWaitSeconds, type MySqlServer, type MySqlSession } from './mysql-session';
 import { advanceVersion } from './mysql-versions';
 
@@ -62,7 +62,7 @@ class SessionSettings {
 
   constructor(
     private readonly server: MySqlServer,
-    runner: QueryRunner,
+    runner: QueryRunnerLike,
   ) {
     this.query = runner.query.bind(runner);
   }
@@ -111,7 +111,7 @@ class SessionSettings {
  * its writes, the claim does as PostgreSQL: after a failed statement, the later ones fail too (a rollback to
  * a savepoint recovers), and the completion rolls everything back with `TransactionAbortedError`.
  */
-function heldClaim(session: MySqlSession, records: MySqlRecords, runner: QueryRunner, settings: SessionSettings, ref: ClaimRef): TransactionalClaim {
+function heldClaim(session: MySqlSession, records: MySqlRecords, runner: QueryRunnerLike, settings: SessionSettings, ref: ClaimRef): TransactionalClaim {
   const failure = watchFailures(runner);
   const end = async (work: () => Promise<void>) => {
     try {
@@ -148,7 +148,7 @@ function heldClaim(session: MySqlSession, records: MySqlRecords, runner: QueryRu
 }
 
 /** Makes every statement after a failed one fail, until a rollback to a savepoint; tells the first failure. */
-function watchFailures(runner: QueryRunner): { cause(): unknown } {
+function watchFailures(runner: QueryRunnerLike): { cause(): unknown } {
   let failed: unknown;
   const query = runner.query.bind(runner);
   runner.query = (async (sql: string, parameters?: unknown[], structured?: boolean) => {
@@ -166,12 +166,12 @@ function watchFailures(runner: QueryRunner): { cause(): unknown } {
       failed ??= error;
       throw error;
     }
-  }) as QueryRunner['query'];
+  }) as QueryRunnerLike['query'];
   return { cause: () => failed };
 }
 
 /** Ends a transaction that failed and gives the connection back; the original error is what the caller reports. */
-async function endQuietly(runner: QueryRunner, settings: SessionSettings): Promise<void> {
+async function endQuietly(runner: QueryRunnerLike, settings: SessionSettings): Promise<void> {
   if (runner.isReleased) return;
   if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
   await settings.restore().catch(() => undefined);

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { QueryRunner } from 'typeorm';
 import { EventVersionInvalidException } from '../../errors/idempotency.errors';
 import type { VersionOutcome } from '../idempotency-store';
 import { CLOCK, MS_FROM_NOW, STATEMENT_START } from './mysql-clock';
+import type { QueryRunnerLike } from '../typeorm-like';
 import type { MySqlSession } from './mysql-session';
 
 export const MYSQL_VERSIONS_TABLE = '`idempotency_versions`';
@@ -26,7 +26,7 @@ const APPLIED = `SELECT version = CAST(? AS DECIMAL(65, 30)) AS applied FROM ${M
 
 export async function advanceVersion(
   session: MySqlSession,
-  runner: QueryRunner,
+  runner: QueryRunnerLike,
   scope: string,
   resource: string,
   version: string,

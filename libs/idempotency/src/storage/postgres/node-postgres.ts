@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { DataSourceLike, QueryRunnerLike } from '../typeorm-like';
 
 /**
  * The one place that reaches under TypeORM to node-postgres: its pool (the driver's `master`: claims must
@@ -29,17 +29,17 @@ interface NodePostgresPool extends NodePostgres {
 }
 
 /** Whether TypeORM runs on node-postgres (another driver, PGlite's, is given in the options and takes only text). */
-export function runsOnNodePostgres(dataSource: DataSource): boolean {
+export function runsOnNodePostgres(dataSource: DataSourceLike): boolean {
   return !(dataSource.options as { driver?: unknown }).driver;
 }
 
 /** The primary's pool of TypeORM's postgres driver. */
-export function primaryPool(dataSource: DataSource): NodePostgresPool {
-  return (dataSource.driver as unknown as { master: NodePostgresPool }).master;
+export function primaryPool(dataSource: DataSourceLike): NodePostgresPool {
+  return (dataSource.driver as { master: NodePostgresPool }).master;
 }
 
 /** The node-postgres client under a QueryRunner, connecting it if it is not yet. */
-export async function runnerClient(runner: QueryRunner): Promise<NodePostgres> {
+export async function runnerClient(runner: QueryRunnerLike): Promise<NodePostgres> {
   return (await runner.connect()) as NodePostgres;
 }
 

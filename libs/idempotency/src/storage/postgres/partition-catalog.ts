@@ -1,20 +1,26 @@
-import type { QueryRunner } from 'typeorm';
+import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { QueryRunnerLike } from '../typeorm-like';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import { qualifiedTableName } from '../table-name';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from './partitioning.options';
 import type { PostgresSession } from './postgres-session';
+import { SQL_STATE, sqlState } from './sql-state';
 
 /** `DETACH PARTITION ... CONCURRENTLY` and `FINALIZE` came with PostgreSQL 14. */
 const MIN_SERVER_VERSION_NUM = 140000;
 /** Attaching a partition blocks neither reads nor writes; it may queue behind another instance's attach or detach. */
 const ATTACH_LOCK_TIMEOUT = '5s';
 /**
- * How long a detach, its FINALIZE and the drop may wait: for locks, and (a detach) for every transaction that
- * began before it and touched the table. PostgreSQL bounds both waits by lock_timeout. A transaction left open
- * would otherwise keep the purge, and its pooled connection, waiting for as long as it stays open; a detach cut
- * off stays pending, and a later purge finishes it.
+ * How long a detach, its FINALIZE and the drop may run, waiting for locks and (a detach) for every transaction
+ * that began before it and touched the table. A transaction left open would otherwise keep the purge, and its
+ * pooled connection, waiting for as long as it stays open; a detach cut off stays pending, and a later purge finishes it.
  */
-export const DETACH_LOCK_TIMEOUT = '5s';
+export const DETACH_TIMEOUT = '5s';
+const DETACH_TIMEOUT_MS = 5000;
+
+/** A detach or a drop that ran past DETACH_TIMEOUT, and was cancelled. */
+export class DetachTimeoutError extends Error {}
 /** The comment on each partition the store makes: once detached, it tells the table from any other of a similar name. */
 const PARTITION_MARK = `A partition of ${IDEMPOTENCY_PARTITIONED_TABLE}, made by nestjs-idempotency: dropped once all its records have expired.`;
 
@@ -31,6 +37,7 @@ export interface Partition {
 
 /** The partitions of the partitioned records table as PostgreSQL's catalog has them, and the DDL that changes them. */
 export class PartitionCatalog {
+  private readonly logger = new Logger('Idempotency');
   /** Whether the server is recent enough; asked once. */
   private serverChecked?: Promise<void>;
 
@@ -106,7 +113,7 @@ export class PartitionCatalog {
     return rows.map((row) => row.name);
   }
 
-  async allExpired(name: string, runner?: QueryRunner): Promise<boolean> {
+  async allExpired(name: string, runner?: QueryRunnerLike): Promise<boolean> {
     const [{ expired }] = (await (runner ?? this.session.dataSource).query(
       `SELECT coalesce(max(expires_at) <= clock_timestamp(), true) AS expired FROM ${name}`,
     )) as Array<{ expired: boolean }>;
@@ -149,7 +156,10 @@ export class PartitionCatalog {
   /** Asked once: the store needs PostgreSQL 14 or later. */
   checkServerVersion(): Promise<void> {
     this.serverChecked ??= this.session.dataSource
-      .query(`SELECT current_setting('server_version_num')::int AS version, current_setting('server_version') AS name`)
+
+      .query<Array<{ version: number; name: string }>>(
+        `SELECT current_setting('server_version_num')::int AS version, current_setting('server_version') AS name`,
+      )
       .then(
         ([{ version, name }]: Array<{ version: number; name: string }>) => {
           if (version >= MIN_SERVER_VERSION_NUM) return;
@@ -167,21 +177,45 @@ export class PartitionCatalog {
   }
 
   /**
-   * One statement outside a transaction (a concurrent detach refuses to run in one), with lock_timeout set on
-   * its connection meanwhile, and reset before the connection goes back to the pool.
+   * One statement outside a transaction (a concurrent detach refuses to run in one), cancelled once it has run for
+   * DETACH_TIMEOUT. No session setting bounds it: behind a pooler in transaction mode (PgBouncer) a `SET
+   * lock_timeout`, the statement and the `RESET` each go to whichever server connection is free, so the statement
+   * would wait without bound and the setting stay on a server connection for other clients. The statement bears a
+   * tag of its own, by which another pooled connection finds it and cancels it.
    */
   private async outsideTransaction(statement: string): Promise<void> {
-    const runner = this.session.dataSource.createQueryRunner('master');
+    const tag = `/* nestjs-idempotency ${randomUUID()} */`;
+    let cancelling: Promise<void> | undefined;
+    const timer = setTimeout(() => {
+      // The statement's own end is what the purge reports; a failed cancel only explains why it waited on.
+      cancelling = this.cancel(tag).catch((error: unknown) => {
+        this.logger.warn(`Could not cancel ${statement} after ${DETACH_TIMEOUT}: ${(error as Error).message}`);
+      });
+    }, DETACH_TIMEOUT_MS);
     try {
-      await runner.query(`SET lock_timeout = '${DETACH_LOCK_TIMEOUT}'`);
-      try {
-        await runner.query(statement);
-      } finally {
-        await runner.query('RESET lock_timeout');
+      await this.session.dataSource.query(`${tag} ${statement}`);
+    } catch (error) {
+      if (cancelling && sqlState(error) === SQL_STATE.queryCanceled) {
+        throw new DetachTimeoutError(`${statement} ran past ${DETACH_TIMEOUT}, and was cancelled`, { cause: error });
       }
+      throw error;
     } finally {
-      await runner.release();
+      clearTimeout(timer);
+      await cancelling;
     }
+  }
+
+  /**
+   * Cancels the statement that bears `tag` while it still runs (same role: no privilege needed). Like any
+   * cancel request, one sent as the statement ends may reach what its server connection runs next; the tag
+   * narrows that to the moment between reading pg_stat_activity and the signal.
+   */
+  private async cancel(tag: string): Promise<void> {
+    await this.session.send(
+      `SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE state = 'active' AND starts_with(query, $1) AND pid <> pg_backend_pid()`,
+      [tag],
+      { prepared: false },
+    );
   }
 }
 

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DETACH_LOCK_TIMEOUT, type Partition, type PartitionCatalog } from './partition-catalog';
+import { DETACH_TIMEOUT, DetachTimeoutError, type Partition, type PartitionCatalog } from './partition-catalog';
 import type { PartitionPlan } from './partitioning.options';
 import { isLockTimeout, SQL_STATE, sqlState } from './sql-state';
 
@@ -149,15 +149,15 @@ export class PartitionMaintainer {
     return rows;
   }
 
-  /** False when the detach is not done: it waited past DETACH_LOCK_TIMEOUT, or another detach of the table is under way. */
+  /** False when the detach is not done: it waited past DETACH_TIMEOUT (or the role's lock_timeout), or another detach of the table is under way. */
   private async detach(partition: Partition, mode: 'CONCURRENTLY' | 'FINALIZE'): Promise<boolean> {
     try {
       await this.catalog.detach(partition, mode);
       return true;
     } catch (error) {
-      if (isLockTimeout(error)) {
+      if (error instanceof DetachTimeoutError || isLockTimeout(error)) {
         this.logger.warn(
-          `Detaching the partition ${partition.name} of the idempotency records waited ${DETACH_LOCK_TIMEOUT} for the transactions ` +
+          `Detaching the partition ${partition.name} of the idempotency records waited ${DETACH_TIMEOUT} for the transactions ` +
             'that began before it (is one left open?); a later purge finishes it.',
         );
         return false;

@@ -1,4 +1,4 @@
-import type { QueryRunner } from 'typeorm';
+import type { QueryRunnerLike } from '../typeorm-like';
 import { claims, decide } from '../../claim/claim-state';
 import type { ClaimOutcome, ClaimRef, ClaimRequest } from '../idempotency-store';
 import { answer, CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW } from './claim-row';
@@ -57,7 +57,13 @@ export class PartitionedRecordsTable implements RecordsTable {
   }
 
   /** In transaction mode the key's lock is held to the transaction's end: duplicates wait on it, up to their waitTimeout. */
-  async claimOnTransaction(runner: QueryRunner, request: ClaimRequest, owner: string, deadline: number, idleTimeoutMs: number): Promise<ClaimOnTransaction> {
+  async claimOnTransaction(
+    runner: QueryRunnerLike,
+    request: ClaimRequest,
+    owner: string,
+    deadline: number,
+    idleTimeoutMs: number,
+  ): Promise<ClaimOnTransaction> {
     const lockTimeoutMs = deadline - Date.now();
     await this.lockKey(runner, request, milliseconds(lockTimeoutMs), milliseconds(idleTimeoutMs));
     return { outcome: await this.claimLocked(runner, request, owner), lockTimeoutMs };
@@ -83,7 +89,7 @@ export class PartitionedRecordsTable implements RecordsTable {
    * Takes the key's advisory lock, after setting lock_timeout (and, given a second setting, the idle timeout) for
    * the transaction: a materialized CTE runs before the query that reads it, so the wait for the key is bounded.
    */
-  private async lockKey(runner: QueryRunner, request: ClaimRequest, lockTimeout: string, idleTimeout?: string): Promise<void> {
+  private async lockKey(runner: QueryRunnerLike, request: ClaimRequest, lockTimeout: string, idleTimeout?: string): Promise<void> {
     const settings = [`set_config('lock_timeout', $3, true)`];
     if (idleTimeout !== undefined) settings.push(`set_config('idle_in_transaction_session_timeout', $4, true)`);
     await this.session.send(
@@ -97,7 +103,7 @@ export class PartitionedRecordsTable implements RecordsTable {
    * The claim, once this transaction holds the key's lock: no other claim of the key can insert or move its
    * record until the commit. A new statement, so its snapshot sees what the previous holder committed.
    */
-  private async claimLocked(runner: QueryRunner, request: ClaimRequest, owner: string): Promise<ClaimOutcome> {
+  private async claimLocked(runner: QueryRunnerLike, request: ClaimRequest, owner: string): Promise<ClaimOutcome> {
     const ref: ClaimRef = { scope: request.scope, key: request.key, owner };
     const params = claimParams(request, owner);
     const {

@@ -1,5 +1,5 @@
 import { Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import type { DataSourceLike } from '../typeorm-like';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import { qualifiedTableName } from '../table-name';
 import { PartitionCatalog } from './partition-catalog';
@@ -38,7 +38,7 @@ export class PartitionedTypeOrmIdempotencyStore extends PostgresIdempotencyStore
   private readonly logger = new Logger('Idempotency');
   private readonly maintainer: PartitionMaintainer;
 
-  constructor(dataSource: DataSource, options: PartitionedTypeOrmIdempotencyStoreOptions = {}) {
+  constructor(dataSource: DataSourceLike, options: PartitionedTypeOrmIdempotencyStoreOptions = {}) {
     const plan = planPartitions(options);
     const session = new PostgresSession(dataSource, { preparedStatements: options.preparedStatements, missingTableFix: PARTITIONED_TABLE_FIX });
     const table = qualifiedTableName(dataSource, IDEMPOTENCY_PARTITIONED_TABLE);

@@ -1,4 +1,4 @@
-import type { QueryRunner } from 'typeorm';
+import type { QueryRunnerLike } from '../typeorm-like';
 import { claims, decide } from '../../claim/claim-state';
 import type { ClaimOutcome, ClaimRequest } from '../idempotency-store';
 import { answer, CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW } from './claim-row';
@@ -32,7 +32,13 @@ export class PlainRecordsTable implements RecordsTable {
     return found ?? this.session.transaction((runner) => this.lockedClaim(runner, request, owner), request.deadline);
   }
 
-  async claimOnTransaction(runner: QueryRunner, request: ClaimRequest, owner: string, deadline: number, idleTimeoutMs: number): Promise<ClaimOnTransaction> {
+  async claimOnTransaction(
+    runner: QueryRunnerLike,
+    request: ClaimRequest,
+    owner: string,
+    deadline: number,
+    idleTimeoutMs: number,
+  ): Promise<ClaimOnTransaction> {
     // This claim waits on a concurrent holder of the row no longer than its deadline; and a handler stuck
     // inside the transaction for idleTimeoutMs loses its session, which frees the row and the connection.
     const lockTimeoutMs = deadline - Date.now();
@@ -58,7 +64,7 @@ export class PlainRecordsTable implements RecordsTable {
    * when the answer needs the locked path: the row was committed after this statement's snapshot (under a
    * stricter default isolation than READ COMMITTED, PostgreSQL says so with a serialization failure).
    */
-  private async insertOrRead(request: ClaimRequest, owner: string, runner?: QueryRunner, settings: string[] = []): Promise<FastClaimRow | undefined> {
+  private async insertOrRead(request: ClaimRequest, owner: string, runner?: QueryRunnerLike, settings: string[] = []): Promise<FastClaimRow | undefined> {
     try {
       const sql = this.insertOrReadSql(settings.length > 0);
       const { rows } = await this.session.send<FastClaimRow>(sql, [...claimParams(request, owner), ...settings], { runner, deadline: request.deadline });
@@ -101,7 +107,7 @@ export class PlainRecordsTable implements RecordsTable {
   }
 
   /** Step 2, on an open transaction: insert if absent, lock, decide, update. */
-  private async lockedClaim(runner: QueryRunner, request: ClaimRequest, owner: string, deadline?: number): Promise<ClaimOutcome> {
+  private async lockedClaim(runner: QueryRunnerLike, request: ClaimRequest, owner: string, deadline?: number): Promise<ClaimOutcome> {
     const ref = { scope: request.scope, key: request.key, owner };
     const params = claimParams(request, owner);
     const budget = new LockBudget(this.session, runner, deadline);
@@ -159,7 +165,7 @@ class LockBudget {
 
   constructor(
     private readonly session: PostgresSession,
-    private readonly runner: QueryRunner,
+    private readonly runner: QueryRunnerLike,
     private readonly deadline: number | undefined,
   ) {}
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
+import type { EntityManagerLike } from '../typeorm-like';
 import { decide } from '../../claim/claim-state';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import type {
@@ -11,8 +11,7 @@ import type {
   TransactionalClaimOutcome,
   TransactionalIdempotencyStore,
 } from '../idempotency-store';
-import { IDEMPOTENCY_VERSIONS_TABLE } from '../idempotency-version.entity';
-import { qualifiedTableName } from '../table-name';
+import { IDEMPOTENCY_VERSIONS_TABLE, qualifiedTableName } from '../table-name';
 import { CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW, replay } from './claim-row';
 import type { PostgresSession } from './postgres-session';
 import { RECORD_VIEW_COLUMNS, type RecordViewRow, toView } from './record-view';
@@ -36,7 +35,7 @@ export class PostgresIdempotencyStore implements TransactionalIdempotencyStore {
     this.versions = qualifiedTableName(session.dataSource, IDEMPOTENCY_VERSIONS_TABLE);
   }
 
-  get manager(): EntityManager {
+  get manager(): EntityManagerLike {
     return this.session.dataSource.manager;
   }
 

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DataSource, type QueryRunner, QueryRunnerAlreadyReleasedError } from 'typeorm';
+import type { DataSourceLike, QueryRunnerLike } from '../typeorm-like';
 import { primaryPool, queryOnPooledClient, runnerClient, runsOnNodePostgres, statementName } from './node-postgres';
 import { explainSetupError, RECORDS_TABLE_FIX } from './sql-state';
 
 /** How a statement is sent: on a transaction's runner or on the pool; named or as plain text. */
 export interface SendOptions {
   /** The connection of an open transaction; without it, the pool. */
-  runner?: QueryRunner;
+  runner?: QueryRunnerLike;
   /** Named, so that each connection plans it once; default: the session's `preparedStatements`. */
   prepared?: boolean;
   /** Not sent once this has passed (`Date.now()` ms) by the time a pooled connection comes. */
@@ -37,7 +37,7 @@ export class PostgresSession {
   private readCommittedByDefault?: Promise<boolean>;
 
   constructor(
-    readonly dataSource: DataSource,
+    readonly dataSource: DataSourceLike,
     options: PostgresSessionOptions = {},
   ) {
     this.prepared = options.preparedStatements ?? runsOnNodePostgres(dataSource);
@@ -52,7 +52,7 @@ export class PostgresSession {
   async send<T = unknown>(sql: string, values: unknown[], options: SendOptions = {}): Promise<{ rows: T[]; count: number }> {
     const { runner, prepared = this.prepared, deadline } = options;
     // A released runner's connection may already be another request's.
-    if (runner?.isReleased) throw new QueryRunnerAlreadyReleasedError();
+    if (runner?.isReleased) throw new QueryRunnerReleasedError();
     try {
       const { rows, count } = prepared ? await this.sendNamed(sql, values, runner, deadline) : await this.sendText(sql, values, runner, deadline);
       return { rows: rows as T[], count };
@@ -70,7 +70,7 @@ export class PostgresSession {
    * Runs `work` in a READ COMMITTED transaction of its own, committed if it returns. A claim whose caller
    * stopped waiting (`deadline`) by the time the connection comes is not started.
    */
-  async transaction<T>(work: (runner: QueryRunner) => Promise<T>, deadline?: number): Promise<T> {
+  async transaction<T>(work: (runner: QueryRunnerLike) => Promise<T>, deadline?: number): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
@@ -93,8 +93,9 @@ export class PostgresSession {
    * saves it a SET TRANSACTION. The default is asked once, on the connection the claim already holds, so that
    * the question waits for no other connection.
    */
-  async claimIsolation(runner: QueryRunner): Promise<ClaimIsolation> {
-    if (this.dataSource.options.type === 'postgres' && this.dataSource.options.isolationLevel) return 'READ COMMITTED';
+  async claimIsolation(runner: QueryRunnerLike): Promise<ClaimIsolation> {
+    const { type, isolationLevel } = this.dataSource.options as { type: string; isolationLevel?: string };
+    if (type === 'postgres' && isolationLevel) return 'READ COMMITTED';
     this.readCommittedByDefault ??= this.send<{ level: string }>(`SELECT current_setting('default_transaction_isolation') AS level`, [], { runner }).then(
       ({ rows }) => rows[0]?.level === 'read committed',
       (error: unknown) => {
@@ -105,7 +106,7 @@ export class PostgresSession {
     return (await this.readCommittedByDefault) ? undefined : 'READ COMMITTED';
   }
 
-  private async sendNamed(sql: string, values: unknown[], runner?: QueryRunner, deadline?: number): Promise<{ rows: unknown[]; count: number }> {
+  private async sendNamed(sql: string, values: unknown[], runner?: QueryRunnerLike, deadline?: number): Promise<{ rows: unknown[]; count: number }> {
     const pool = primaryPool(this.dataSource);
     const result = runner
       ? await (await runnerClient(runner)).query({ name: statementName(sql), text: sql, values })
@@ -115,7 +116,7 @@ export class PostgresSession {
     return { rows: result.rows, count: result.rowCount ?? 0 };
   }
 
-  private async sendText(sql: string, values: unknown[], runner?: QueryRunner, deadline?: number): Promise<{ rows: unknown[]; count: number }> {
+  private async sendText(sql: string, values: unknown[], runner?: QueryRunnerLike, deadline?: number): Promise<{ rows: unknown[]; count: number }> {
     const own = runner ?? this.dataSource.createQueryRunner('master');
     try {
       if (!runner && deadline !== undefined) {
@@ -153,7 +154,7 @@ export function notPast(deadline: number | undefined): void {
  * handler in transaction mode holds one, and a claim must not queue behind them past its `waitTimeout`.
  * A connection that comes after that goes straight back to the pool.
  */
-export async function connectWithin(runner: QueryRunner, ms: number): Promise<void> {
+export async function connectWithin(runner: QueryRunnerLike, ms: number): Promise<void> {
   const connecting = runner.connect();
   const timer = new AbortController();
   const gaveUp = sleep(Math.max(0, ms), undefined, { signal: timer.signal }).then(
@@ -173,7 +174,16 @@ export async function connectWithin(runner: QueryRunner, ms: number): Promise<vo
 }
 
 /** Ends a transaction that failed; the original error is what the caller reports. */
-export async function closeQuietly(runner: QueryRunner): Promise<void> {
+export async function closeQuietly(runner: QueryRunnerLike): Promise<void> {
   if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
   if (!runner.isReleased) await runner.release();
+}
+
+/** A statement sent on a transaction's connection after it went back to the pool (TypeORM's own message). */
+export class QueryRunnerReleasedError extends Error {
+  override readonly name = 'QueryRunnerAlreadyReleasedError';
+
+  constructor() {
+    super('Query runner already released. Cannot run queries anymore.');
+  }
 }

@@ -1,4 +1,4 @@
-import type { QueryRunner } from 'typeorm';
+import type { QueryRunnerLike } from '../typeorm-like';
 import type { ClaimOutcome, ClaimRequest } from '../idempotency-store';
 import type { OwnerStatements } from './record-statements';
 
@@ -23,7 +23,7 @@ export interface RecordsTable {
    * Claims on `runner`'s open transaction, waiting for a concurrent holder of the key until `deadline`
    * (`Date.now()` ms); it sets the transaction's idle timeout to `idleTimeoutMs`.
    */
-  claimOnTransaction(runner: QueryRunner, request: ClaimRequest, owner: string, deadline: number, idleTimeoutMs: number): Promise<ClaimOnTransaction>;
+  claimOnTransaction(runner: QueryRunnerLike, request: ClaimRequest, owner: string, deadline: number, idleTimeoutMs: number): Promise<ClaimOnTransaction>;
   /** Deletes (or drops) expired records, up to `batchSize` where it deletes them one by one; returns how many. */
   purge(batchSize: number): Promise<number>;
   /** Runs a claim so that the new record finds its place (the partitioned table makes a missing partition). */

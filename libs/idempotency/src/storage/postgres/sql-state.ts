@@ -4,6 +4,8 @@ import { IdempotencyConfigurationError } from '../../errors/configuration.errors
 export const SQL_STATE = {
   /** `lock_timeout` ran out while waiting for a lock. */
   lockNotAvailable: '55P03',
+  /** A statement cancelled (pg_cancel_backend, or statement_timeout). */
+  queryCanceled: '57014',
   undefinedTable: '42P01',
   undefinedColumn: '42703',
   serializationFailure: '40001',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { QueryRunner } from 'typeorm';
+import type { QueryRunnerLike } from '../typeorm-like';
 import { TransactionAbortedError } from '../../errors/transaction-aborted.error';
 import type { ClaimRef, ClaimRequest, StoredResponse, TransactionalClaim, TransactionalClaimOutcome, VersionOutcome } from '../idempotency-store';
 import { closeQuietly, connectWithin, milliseconds, msFromNow, type PostgresSession } from './postgres-session';
@@ -56,7 +56,7 @@ export async function claimInTransaction(
  * A claim holding its transaction (and its pooled connection) open across the handler. A plain object, as
  * wrappers copy its members.
  */
-function heldClaim(session: PostgresSession, runner: QueryRunner, ref: ClaimRef, records: RecordsTable, versionsTable: string): TransactionalClaim {
+function heldClaim(session: PostgresSession, runner: QueryRunnerLike, ref: ClaimRef, records: RecordsTable, versionsTable: string): TransactionalClaim {
   return {
     ref,
     manager: runner.manager,

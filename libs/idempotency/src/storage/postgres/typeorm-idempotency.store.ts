@@ -1,6 +1,5 @@
-import type { DataSource } from 'typeorm';
-import { IDEMPOTENCY_TABLE } from '../idempotency-record.entity';
-import { qualifiedTableName } from '../table-name';
+import type { DataSourceLike } from '../typeorm-like';
+import { IDEMPOTENCY_TABLE, qualifiedTableName } from '../table-name';
 import { PlainRecordsTable } from './plain-records-table';
 import { PostgresIdempotencyStore } from './postgres-idempotency.store';
 import { PostgresSession } from './postgres-session';
@@ -24,7 +23,7 @@ export interface TypeOrmIdempotencyStoreOptions {
  * const outcome = await store.claim({ scope: 'POST /orders', key: 'k1', fingerprint: null, leaseMs: 30_000, ttlMs: 86_400_000 });
  */
 export class TypeOrmIdempotencyStore extends PostgresIdempotencyStore {
-  constructor(dataSource: DataSource, options: TypeOrmIdempotencyStoreOptions = {}) {
+  constructor(dataSource: DataSourceLike, options: TypeOrmIdempotencyStoreOptions = {}) {
     const session = new PostgresSession(dataSource, options);
     super(session, new PlainRecordsTable(session, qualifiedTableName(dataSource, IDEMPOTENCY_TABLE)));
   }

@@ -1,8 +1,5 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { loadOptionalPeer } from '../../optional-peer';
-
-/** An ioredis client: a single server (`Redis`) or a `Cluster`. */
-export type RedisClient = Redis | Cluster;
 
 /** ioredis' client class, as this library constructs it: from a URL and options, or from options. */
 export interface IoRedisConstructor {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { fingerprintsDiffer } from '../../claim/claim-state';
 import type { ClaimOutcome, ClaimRef, ClaimRequest, IdempotencyRecordView, IdempotencyStore, RecordState, StoredResponse } from '../idempotency-store';
-import type { RedisClient } from './ioredis';
+import type { RedisClient } from './redis-client';
 import { DEFAULT_REDIS_PREFIX, REDIS_FIELDS as F, redisRecordKey } from './redis-record-key';
 import { defineScripts, type RedisScripts } from './redis-scripts';
 
-export type { RedisClient } from './ioredis';
+export type { RedisClient } from './redis-client';
 
 export interface RedisIdempotencyStoreOptions {
   /** Prepended to every key. Default `'idempotency:'`. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './ioredis';
+import type { RedisClient } from './redis-client';
 import { REDIS_FIELDS as F } from './redis-record-key';
 
 /**

@@ -1,20 +1,20 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
+import type { MigrationLike, QueryRunnerLike } from '../../typeorm-like';
 
 /**
  * The migration of one table of the MySQL store: created with its indexes (if absent), dropped on the way down.
  * The table lives in the DataSource's database.
  */
-export abstract class MySqlTableMigration implements MigrationInterface {
+export abstract class MySqlTableMigration implements MigrationLike {
   abstract readonly name: string;
   protected abstract readonly table: string;
   /** The statement that creates the table with its keys. */
   protected abstract readonly create: string;
 
-  async up(queryRunner: QueryRunner): Promise<void> {
+  async up(queryRunner: QueryRunnerLike): Promise<void> {
     await queryRunner.query(this.create);
   }
 
-  async down(queryRunner: QueryRunner): Promise<void> {
+  async down(queryRunner: QueryRunnerLike): Promise<void> {
     await queryRunner.query(`DROP TABLE IF EXISTS \`${this.table}\``);
   }
 }
