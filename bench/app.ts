@@ -4,29 +4,38 @@
  *
  *   SCHEMA=bench POOL=10 node dist/bench/app.js   (prints "listening <port>")
  *   STORE=redis REDIS_URL=... KEY_PREFIX=...       (records in Redis; no transaction route)
+ *   ENGINE=mariadb MARIADB_URL=... SCHEMA=<database> (the app and its records on MariaDB: the MySQL store)
  *
  * `GET /queries` tells how many statements the app has sent to PostgreSQL so far: the driver divides the
  * difference by the requests of a scenario to get its round trips per request. They are counted on
- * node-postgres' client, the one way to the server for TypeORM and for the library's named statements.
+ * node-postgres' client, the one way to the server for TypeORM and for the library's named statements; on
+ * MariaDB, on mysql2's connection, through which TypeORM sends every statement.
  */
 import 'reflect-metadata';
 import { Body, Controller, Get, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { Connection as MySqlConnection } from 'mysql2';
 import { Client } from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
-import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations } from 'nestjs-idempotency';
+import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations, mysqlIdempotencyMigrations } from 'nestjs-idempotency';
 
 const schema = process.env.SCHEMA ?? 'public';
 const pool = Number(process.env.POOL ?? 10);
+const mariadb = process.env.ENGINE === 'mariadb';
 
 let statements = 0;
-// eslint-disable-next-line @typescript-eslint/unbound-method -- re-applied below with the client as `this`
-const query: (...args: unknown[]) => unknown = Client.prototype.query;
-Client.prototype.query = function (this: Client, ...args: unknown[]) {
-  statements++;
-  return query.apply(this, args);
-} as typeof Client.prototype.query;
+/** Counts each call of a driver's `query` before it runs. */
+function countCalls<T extends { query: (...args: never[]) => unknown }>(prototype: T): void {
+  // Re-applied below with the client as `this`.
+  const query = prototype.query as (...args: unknown[]) => unknown;
+  const counted = function (this: T, ...args: unknown[]) {
+    statements++;
+    return query.apply(this, args);
+  };
+  prototype.query = counted;
+}
+countCalls(mariadb ? MySqlConnection.prototype : Client.prototype);
 
 interface Order {
   ref: string;
@@ -38,10 +47,11 @@ class OrdersController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   protected async insert(order: Order, manager: EntityManager = this.dataSource.manager) {
-    const [row] = await manager.query<Array<{ id: number }>>(`INSERT INTO "${schema}".orders (ref, amount) VALUES ($1, $2) RETURNING id`, [
-      order.ref,
-      order.amount,
-    ]);
+    // MariaDB has RETURNING too (10.5): the same one round trip on both.
+    const sql = mariadb
+      ? 'INSERT INTO orders (ref, amount) VALUES (?, ?) RETURNING id'
+      : `INSERT INTO "${schema}".orders (ref, amount) VALUES ($1, $2) RETURNING id`;
+    const [row] = await manager.query<Array<{ id: number }>>(sql, [order.ref, order.amount]);
     return { id: row.id, ref: order.ref, amount: order.amount };
   }
 
@@ -68,7 +78,7 @@ class OrdersController {
   }
 }
 
-/** Transaction mode, which only the PostgreSQL store has. */
+/** Transaction mode, which the SQL stores have (PostgreSQL, MySQL and MariaDB). */
 @Controller()
 class TransactionController extends OrdersController {
   @Post('transaction')
@@ -82,21 +92,31 @@ const redisStore = process.env.STORE === 'redis';
 
 @Module({
   imports: [
-    TypeOrmModule.forRoot({
-      type: 'postgres',
-      url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-      schema,
-      migrations: [...idempotencyMigrations],
-      migrationsRun: true,
-      extra: { max: pool },
-    }),
+    TypeOrmModule.forRoot(
+      mariadb
+        ? {
+            type: 'mariadb',
+            url: `${process.env.MARIADB_URL ?? 'mysql://root@127.0.0.1:3306'}/${schema}`,
+            migrations: [...mysqlIdempotencyMigrations],
+            migrationsRun: true,
+            poolSize: pool,
+          }
+        : {
+            type: 'postgres',
+            url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+            schema,
+            migrations: [...idempotencyMigrations],
+            migrationsRun: true,
+            extra: { max: pool },
+          },
+    ),
     // REPLAY_CACHE=off: every replay reads the database, as the first replay of a key on an instance does.
     IdempotencyModule.forRoot({
       purgeInterval: 0,
       replayCache: process.env.REPLAY_CACHE === 'off' ? false : undefined,
       store: redisStore
         ? { type: 'redis', connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `${process.env.KEY_PREFIX}-ours:` }
-        : 'postgres',
+        : undefined,
     }),
   ],
   controllers: [redisStore ? OrdersController : TransactionController],

@@ -3,9 +3,9 @@
  *
  *   npm run bench        (BENCH_DURATION=5 seconds per run, BENCH_ROUNDS=3)
  *
- * Starts bench/app.ts (ours) and bench/peer/app.js (@node-idempotency/nestjs with its Redis adapter,
- * installed in its own folder on first use) as processes of their own, against the local PostgreSQL and
- * Redis, and drives them with autocannon from this process. Throughput scenarios run in rounds,
+ * Starts bench/app.ts (ours, on PostgreSQL, on Redis, and on MariaDB through the MySQL store) and
+ * bench/peer/app.js (@node-idempotency/nestjs with its Redis adapter, installed in its own folder on first use)
+ * as processes of their own, against the local PostgreSQL, MariaDB and Redis, and drives them with autocannon from this process. Throughput scenarios run in rounds,
  * interleaved, and report their median round, so that a noisy moment on a shared machine hits every
  * scenario alike; ratios are to the baseline of the same run. Prints a table and writes bench/results.json.
  */
@@ -15,11 +15,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { createConnection } from 'mysql2/promise';
 import { Client } from 'pg';
 import IORedis from 'ioredis';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const MARIADB_URL = process.env.MARIADB_URL ?? 'mysql://root@127.0.0.1:3306';
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 32;
@@ -29,8 +31,8 @@ const root = join(__dirname, '../..');
 const peerFolder = join(root, 'bench/peer');
 
 type Keys = 'none' | 'fresh' | 'replay';
-/** Ours, ours without the replay cache, ours on the Redis store (without it too), and the peer. */
-type App = 'ours' | 'uncached' | 'redis' | 'peer';
+/** Ours, ours without the replay cache, ours on the Redis store and on MariaDB (both without it too), and the peer. */
+type App = 'ours' | 'uncached' | 'redis' | 'mariadb' | 'peer';
 
 interface Scenario {
   name: string;
@@ -47,14 +49,14 @@ interface Measured {
   p99: number;
   non2xx: number;
   errors: number;
-  /** Statements sent to PostgreSQL (ours) or commands run by Redis (the peer's store) per request. */
-  postgres: number;
+  /** Statements sent to the SQL database (PostgreSQL or MariaDB) or commands run by Redis (the peer's store) per request. */
+  sql: number;
   redis: number;
-  /** CPU time per request (ms): the app's process, all PostgreSQL processes, Redis. */
-  cpu: { app: number; postgres: number; redis: number };
+  /** CPU time per request (ms): the app's process, the SQL database's processes (PostgreSQL's, or mariadbd), Redis. */
+  cpu: { app: number; db: number; redis: number };
 }
 
-type CpuSnapshot = Map<number, { owner: 'app' | 'postgres' | 'redis'; ms: number }>;
+type CpuSnapshot = Map<number, { owner: 'app' | 'postgres' | 'mariadb' | 'redis'; ms: number }>;
 
 interface Server {
   url: string;
@@ -69,24 +71,36 @@ async function main(): Promise<void> {
   const db = new Client({ connectionString: DATABASE_URL });
   await db.connect();
   const redis = new IORedis(REDIS_URL);
+  // The MariaDB app's database, named as the schema.
+  const maria = await createConnection(MARIADB_URL);
   const servers: Server[] = [];
   try {
     await db.query(`CREATE SCHEMA "${schema}"`);
     await db.query(`CREATE TABLE "${schema}".orders (id bigserial PRIMARY KEY, ref text NOT NULL, amount int NOT NULL)`);
+    await maria.query(`CREATE DATABASE \`${schema}\``);
+    await maria.query(`CREATE TABLE \`${schema}\`.orders (id bigint AUTO_INCREMENT PRIMARY KEY, ref text NOT NULL, amount int NOT NULL)`);
     installPeer();
     const env = { DATABASE_URL, REDIS_URL, SCHEMA: schema, POOL: String(POOL), KEY_PREFIX: keyPrefix };
     const ours = await start(join(root, 'dist/bench/app.js'), env);
     const uncached = await start(join(root, 'dist/bench/app.js'), { ...env, REPLAY_CACHE: 'off' });
     // Store against store: the peer keeps no answers in process either.
     const redisStore = await start(join(root, 'dist/bench/app.js'), { ...env, STORE: 'redis', REPLAY_CACHE: 'off' });
+    // Store against store: every replay reads MariaDB, as the PostgreSQL rows without the replay cache read PostgreSQL.
+    const mariadb = await start(join(root, 'dist/bench/app.js'), { ...env, ENGINE: 'mariadb', MARIADB_URL, REPLAY_CACHE: 'off' });
     const peer = await start(join(peerFolder, 'app.js'), env);
-    servers.push(ours, uncached, redisStore, peer);
-    const urls: Record<App, string> = { ours: ours.url, uncached: uncached.url, redis: redisStore.url, peer: peer.url };
+    servers.push(ours, uncached, redisStore, mariadb, peer);
+    const urls: Record<App, string> = { ours: ours.url, uncached: uncached.url, redis: redisStore.url, mariadb: mariadb.url, peer: peer.url };
 
     const statements = async (app: App) => (app === 'peer' ? 0 : ((await (await fetch(`${urls[app]}/queries`)).json()) as { statements: number }).statements);
     const redisCommands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
     const replayKeys = new Map<string, string[]>();
-    const pids: Record<App, number> = { ours: ours.process.pid!, uncached: uncached.process.pid!, redis: redisStore.process.pid!, peer: peer.process.pid! };
+    const pids: Record<App, number> = {
+      ours: ours.process.pid!,
+      uncached: uncached.process.pid!,
+      redis: redisStore.process.pid!,
+      mariadb: mariadb.process.pid!,
+      peer: peer.process.pid!,
+    };
     const run = async (scenario: Scenario, duration = DURATION): Promise<Measured> => {
       const [pgBefore, redisBefore, cpuBefore] = [await statements(scenario.app), await redisCommands(), cpuTimes(pids[scenario.app])];
       const measured = await drive(urls[scenario.app], scenario, duration, replayKeys.get(`${scenario.app} ${scenario.path}`));
@@ -94,12 +108,14 @@ async function main(): Promise<void> {
       const perRequest = (before: number, after: number) => (after - before) / measured.requests;
       return {
         ...measured,
-        postgres: perRequest(pgBefore, pgAfter),
+        sql: perRequest(pgBefore, pgAfter),
         // Reading the counters costs Redis one command (INFO) of its own.
         redis: perRequest(redisBefore, redisAfter - 1),
-        cpu: (({ app, postgres, redis }) => ({ app: app / measured.requests, postgres: postgres / measured.requests, redis: redis / measured.requests }))(
-          cpuBetween(cpuBefore, cpuAfter),
-        ),
+        cpu: (({ app, postgres, mariadb, redis }) => ({
+          app: app / measured.requests,
+          db: (scenario.app === 'mariadb' ? mariadb : postgres) / measured.requests,
+          redis: redis / measured.requests,
+        }))(cpuBetween(cpuBefore, cpuAfter)),
       };
     };
 
@@ -108,7 +124,10 @@ async function main(): Promise<void> {
       ['ours', '/lease'],
       ['ours', '/transaction'],
       ['uncached', '/lease'],
+      ['uncached', '/transaction'],
       ['redis', '/lease'],
+      ['mariadb', '/lease'],
+      ['mariadb', '/transaction'],
       ['peer', '/peer'],
     ] as const) {
       const keys = Array.from({ length: 200 }, () => randomUUID());
@@ -122,6 +141,12 @@ async function main(): Promise<void> {
       { name: 'replays, lease mode', app: 'ours', path: '/lease', keys: 'replay', connections: CONNECTIONS },
       { name: 'replays, transaction mode', app: 'ours', path: '/transaction', keys: 'replay', connections: CONNECTIONS },
       { name: 'replays, lease mode, replayCache: false', app: 'uncached', path: '/lease', keys: 'replay', connections: CONNECTIONS },
+      { name: 'replays, transaction mode, replayCache: false', app: 'uncached', path: '/transaction', keys: 'replay', connections: CONNECTIONS },
+      { name: 'MariaDB: baseline (no @Idempotent)', app: 'mariadb', path: '/baseline', keys: 'none', connections: CONNECTIONS },
+      { name: 'MariaDB: first requests, lease mode', app: 'mariadb', path: '/lease', keys: 'fresh', connections: CONNECTIONS },
+      { name: 'MariaDB: first requests, transaction mode', app: 'mariadb', path: '/transaction', keys: 'fresh', connections: CONNECTIONS },
+      { name: 'MariaDB: replays, lease mode, replayCache: false', app: 'mariadb', path: '/lease', keys: 'replay', connections: CONNECTIONS },
+      { name: 'MariaDB: replays, transaction mode, replayCache: false', app: 'mariadb', path: '/transaction', keys: 'replay', connections: CONNECTIONS },
       { name: 'Redis store: first requests, lease mode', app: 'redis', path: '/lease', keys: 'fresh', connections: CONNECTIONS },
       { name: 'Redis store: replays, replayCache: false', app: 'redis', path: '/lease', keys: 'replay', connections: CONNECTIONS },
       { name: 'peer: baseline (NestJS 10)', app: 'peer', path: '/baseline', keys: 'none', connections: CONNECTIONS },
@@ -144,7 +169,18 @@ async function main(): Promise<void> {
       const sorted = [...rounds.get(scenario)!].sort((a, b) => a.reqPerSec - b.reqPerSec);
       return sorted[Math.floor(sorted.length / 2)];
     };
-    const hotKey = [await hot(ours.url, '/transaction', db, schema), await hot(ours.url, '/wait', db, schema)];
+    const pgOrders = async (ref: string) =>
+      Number((await db.query<{ count: string }>(`SELECT count(*) FROM "${schema}".orders WHERE ref = $1`, [ref])).rows[0].count);
+    const mariaOrders = async (ref: string) => {
+      const [rows] = await maria.query(`SELECT count(*) AS count FROM \`${schema}\`.orders WHERE ref = ?`, [ref]);
+      return Number((rows as Array<{ count: number }>)[0].count);
+    };
+    const hotKey = [
+      await hot(ours.url, '/transaction', pgOrders),
+      await hot(ours.url, '/wait', pgOrders),
+      await hot(mariadb.url, '/transaction', mariaOrders, 'MariaDB '),
+      await hot(mariadb.url, '/wait', mariaOrders, 'MariaDB '),
+    ];
 
     const baseline = median(throughput[0]);
     const peerBaseline = median(throughput.find((scenario) => scenario.app === 'peer' && scenario.keys === 'none')!);
@@ -169,6 +205,8 @@ async function main(): Promise<void> {
     printTable(rows);
     printHotKey(hotKey);
     const ratioOf = (app: App, keys: Scenario['keys']) => median(throughput.find((scenario) => scenario.app === app && scenario.keys === keys)!).reqPerSec;
+    const mariadbToPostgres = compareMariaDb(throughput, latency, median);
+    printMariaDbComparison(mariadbToPostgres);
     const results = {
       date: new Date().toISOString(),
       machine: {
@@ -176,6 +214,7 @@ async function main(): Promise<void> {
         cpu: cpus()[0]?.model,
         node: process.version,
         postgres: (await db.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version,
+        mariadb: ((await maria.query('SELECT VERSION() AS version'))[0] as Array<{ version: string }>)[0].version,
       },
       settings: { durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pool: POOL },
       scenarios: rows,
@@ -186,6 +225,8 @@ async function main(): Promise<void> {
         firstRequests: ratioOf('redis', 'fresh') / ratioOf('peer', 'fresh'),
         replays: ratioOf('redis', 'replay') / ratioOf('peer', 'replay'),
       },
+      // The MySQL store on MariaDB against the PostgreSQL store, same route, same run: req/s of MariaDB / PostgreSQL.
+      mariadbToPostgres,
     };
     writeFileSync(join(root, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
     console.log('\nwritten: bench/results.json');
@@ -193,6 +234,8 @@ async function main(): Promise<void> {
     for (const server of servers) server.process.kill('SIGTERM');
     await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await db.end();
+    await maria.query(`DROP DATABASE IF EXISTS \`${schema}\``);
+    await maria.end();
     // The peer keeps its records in the shared Redis under its prefix.
     for (const key of await redis.keys(`${keyPrefix}*`)) await redis.del(key);
     redis.disconnect();
@@ -200,7 +243,7 @@ async function main(): Promise<void> {
 }
 
 /** One run of autocannon; latencies are kept from each response (autocannon's own histogram keeps whole ms). */
-async function drive(url: string, scenario: Scenario, duration: number, replayKeys: string[] = []): Promise<Omit<Measured, 'postgres' | 'redis' | 'cpu'>> {
+async function drive(url: string, scenario: Scenario, duration: number, replayKeys: string[] = []): Promise<Omit<Measured, 'sql' | 'redis' | 'cpu'>> {
   const latencies: number[] = [];
   let next = 0;
   const result = await launch(
@@ -226,7 +269,7 @@ async function drive(url: string, scenario: Scenario, duration: number, replayKe
 }
 
 /** A thousand concurrent duplicates of one new key, each on its own connection, against a pool of 10. */
-async function hot(url: string, path: string, db: Client, schema: string) {
+async function hot(url: string, path: string, executionsOf: (ref: string) => Promise<number>, label = '') {
   const key = randomUUID();
   const statuses: Record<string, number> = {};
   const startedAt = performance.now();
@@ -243,8 +286,16 @@ async function hot(url: string, path: string, db: Client, schema: string) {
     (status) => (statuses[status] = (statuses[status] ?? 0) + 1),
   );
   const seconds = (performance.now() - startedAt) / 1000;
-  const executions = Number((await db.query<{ count: string }>(`SELECT count(*) FROM "${schema}".orders WHERE ref = $1`, [key])).rows[0].count);
-  return { route: path, requests: HOT_KEY_REQUESTS, answered: result.requests.total, seconds, executions, statuses, errors: result.errors + result.timeouts };
+  const executions = await executionsOf(key);
+  return {
+    route: `${label}${path}`,
+    requests: HOT_KEY_REQUESTS,
+    answered: result.requests.total,
+    seconds,
+    executions,
+    statuses,
+    errors: result.errors + result.timeouts,
+  };
 }
 
 /**
@@ -264,7 +315,8 @@ function cpuTimes(appPid: number): CpuSnapshot {
     }
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const owner = Number(entry) === appPid ? 'app' : name === 'postgres' ? 'postgres' : name === 'redis-server' ? 'redis' : undefined;
+    const owners: Record<string, 'postgres' | 'mariadb' | 'redis'> = { postgres: 'postgres', mariadbd: 'mariadb', 'redis-server': 'redis' };
+    const owner = Number(entry) === appPid ? 'app' : owners[name];
     // utime + stime, in ticks of 10 ms (USER_HZ is 100 on Linux).
     if (owner) snapshot.set(Number(entry), { owner, ms: (Number(fields[11]) + Number(fields[12])) * 10 });
   }
@@ -272,8 +324,8 @@ function cpuTimes(appPid: number): CpuSnapshot {
 }
 
 /** CPU used between two snapshots; a process that ended meanwhile is left out (its time is lost with it). */
-function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): { app: number; postgres: number; redis: number } {
-  const used = { app: 0, postgres: 0, redis: 0 };
+function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): { app: number; postgres: number; mariadb: number; redis: number } {
+  const used = { app: 0, postgres: 0, mariadb: 0, redis: 0 };
   for (const [pid, { owner, ms }] of after) used[owner] += ms - (before.get(pid)?.ms ?? 0);
   return used;
 }
@@ -323,9 +375,9 @@ function printTable(rows: Row[]): void {
     'p50 ms',
     'p99 ms',
     'added p50',
-    'PG/req',
+    'SQL/req',
     'Redis/req',
-    'CPU ms/req app+PG+Redis',
+    'CPU ms/req app+DB+Redis',
     'non-2xx',
   ];
   const cells = rows.map((row) => [
@@ -336,9 +388,9 @@ function printTable(rows: Row[]): void {
     row.p50.toFixed(2),
     row.p99.toFixed(2),
     row.addedP50 === undefined ? '' : `${row.addedP50 >= 0 ? '+' : ''}${row.addedP50.toFixed(2)} ms`,
-    row.app === 'peer' ? 'not counted' : row.postgres.toFixed(2),
+    row.app === 'peer' ? 'not counted' : row.sql.toFixed(2),
     row.redis.toFixed(2),
-    `${row.cpu.app.toFixed(2)} + ${row.cpu.postgres.toFixed(2)} + ${row.cpu.redis.toFixed(2)}`,
+    `${row.cpu.app.toFixed(2)} + ${row.cpu.db.toFixed(2)} + ${row.cpu.redis.toFixed(2)}`,
     String(row.non2xx + row.errors),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((cell) => cell[column].length)));
@@ -354,6 +406,63 @@ function printHotKey(results: Array<Awaited<ReturnType<typeof hot>>>): void {
       .map(([status, count]) => `${count}x${status}`)
       .join(', ');
     console.log(`  ${result.route}: all answered in ${result.seconds.toFixed(2)} s, ${result.executions} execution(s), ${statuses}, ${result.errors} errors`);
+  }
+}
+
+/** The PostgreSQL row each MariaDB row is compared with: the same route and keys, the replay cache off for replays on both. */
+const POSTGRES_TWIN: Record<string, string> = {
+  'MariaDB: baseline (no @Idempotent)': 'baseline (no @Idempotent)',
+  'MariaDB: first requests, lease mode': 'first requests, lease mode',
+  'MariaDB: first requests, transaction mode': 'first requests, transaction mode',
+  'MariaDB: replays, lease mode, replayCache: false': 'replays, lease mode, replayCache: false',
+  'MariaDB: replays, transaction mode, replayCache: false': 'replays, transaction mode, replayCache: false',
+};
+
+interface MariaDbComparison {
+  scenario: string;
+  connections: number;
+  mariadbReqPerSec: number;
+  postgresReqPerSec: number;
+  /** MariaDB's req/s over PostgreSQL's. */
+  toPostgres: number;
+  /** Each store's req/s over its own engine's baseline. */
+  mariadbToItsBaseline: number;
+  postgresToItsBaseline: number;
+}
+
+function compareMariaDb(throughput: Scenario[], latency: Scenario[], median: (scenario: Scenario) => Measured): MariaDbComparison[] {
+  const comparisons: MariaDbComparison[] = [];
+  for (const [scenarios, suffix] of [
+    [throughput, ''],
+    [latency, ', 1 connection'],
+  ] as const) {
+    const named = (name: string) => scenarios.find((scenario) => scenario.name === `${name}${suffix}`)!;
+    const mariadbBaseline = median(named('MariaDB: baseline (no @Idempotent)')).reqPerSec;
+    const postgresBaseline = median(named('baseline (no @Idempotent)')).reqPerSec;
+    for (const [mariadb, postgres] of Object.entries(POSTGRES_TWIN)) {
+      const ours = median(named(mariadb));
+      const theirs = median(named(postgres));
+      comparisons.push({
+        scenario: `${mariadb.replace('MariaDB: ', '')}${suffix}`,
+        connections: named(mariadb).connections,
+        mariadbReqPerSec: ours.reqPerSec,
+        postgresReqPerSec: theirs.reqPerSec,
+        toPostgres: ours.reqPerSec / theirs.reqPerSec,
+        mariadbToItsBaseline: ours.reqPerSec / mariadbBaseline,
+        postgresToItsBaseline: theirs.reqPerSec / postgresBaseline,
+      });
+    }
+  }
+  return comparisons;
+}
+
+function printMariaDbComparison(comparisons: MariaDbComparison[]): void {
+  console.log('\nMariaDB (MySQL store) against PostgreSQL, same run: req/s, MariaDB / PostgreSQL, each over its own baseline');
+  for (const row of comparisons) {
+    console.log(
+      `  ${row.scenario}: ${row.mariadbReqPerSec.toFixed(0)} vs ${row.postgresReqPerSec.toFixed(0)} req/s = ${row.toPostgres.toFixed(2)}x; ` +
+        `to own baseline ${row.mariadbToItsBaseline.toFixed(2)}x vs ${row.postgresToItsBaseline.toFixed(2)}x`,
+    );
   }
 }
 

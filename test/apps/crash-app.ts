@@ -7,17 +7,19 @@ import { Body, Controller, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations } from 'nestjs-idempotency';
+import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations, mysqlIdempotencyMigrations } from 'nestjs-idempotency';
 
 const hang = process.env.HANG === '1';
 const schema = process.env.SCHEMA ?? 'public';
+/** ENGINE=mariadb: SCHEMA names a database on MARIADB_URL's server. */
+const mariadb = process.env.ENGINE === 'mariadb';
 
 @Controller()
 class WorkController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   private async effect(label: string, manager: EntityManager = this.dataSource.manager): Promise<void> {
-    await manager.query(`INSERT INTO "${schema}".effects (label) VALUES ($1)`, [label]);
+    await manager.query(mariadb ? 'INSERT INTO effects (label) VALUES (?)' : `INSERT INTO "${schema}".effects (label) VALUES ($1)`, [label]);
   }
 
   @Post('work')
@@ -40,13 +42,22 @@ class WorkController {
 
 @Module({
   imports: [
-    TypeOrmModule.forRoot({
-      type: 'postgres',
-      url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-      schema,
-      migrations: [...idempotencyMigrations],
-      migrationsRun: true,
-    }),
+    TypeOrmModule.forRoot(
+      mariadb
+        ? {
+            type: 'mariadb',
+            url: `${process.env.MARIADB_URL ?? 'mysql://root@127.0.0.1:3306'}/${schema}`,
+            migrations: [...mysqlIdempotencyMigrations],
+            migrationsRun: true,
+          }
+        : {
+            type: 'postgres',
+            url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+            schema,
+            migrations: [...idempotencyMigrations],
+            migrationsRun: true,
+          },
+    ),
     IdempotencyModule.forRoot({ purgeInterval: 0 }),
   ],
   controllers: [WorkController],

@@ -1,24 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSchema, dropSchema } from '../support/database';
+import { createTestDatabase, describeEachDatabase, onRoute, type TestDatabase } from '../support/engines';
 import { PLATFORMS, startApp, type TestApp } from '../support/harness';
 import { burst, countBy, send } from '../support/http';
-import { describeEachRoute } from '../support/postgres-routes';
 
 const DUPLICATES = 100;
 
-describeEachRoute(`${DUPLICATES} simultaneous duplicates`, (route) =>
+describeEachDatabase(`${DUPLICATES} simultaneous duplicates`, (route) =>
   describe.each(PLATFORMS)('on %s', (platform) => {
-    let schema: string;
+    let database: TestDatabase;
     let t: TestApp;
 
     beforeAll(async () => {
-      schema = await createSchema(`burst_${platform}`);
-      t = await startApp(platform, { schema, poolSize: 10, databaseUrl: route.url, idempotency: { preparedStatements: route.preparedStatements } });
+      database = await createTestDatabase(route.engine, `burst_${platform}`);
+      t = await startApp(platform, { ...onRoute(route, database), poolSize: 10 });
     });
     afterAll(async () => {
       await t?.close();
-      await dropSchema(schema);
+      await database?.drop();
     });
 
     it("run the handler once in lease mode with onInFlight: 'reject'; the rest get 409 or the replay", async () => {

@@ -1,27 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { createSchema, dropSchema } from '../support/database';
+import { createTestDatabase, describeEachDatabase, onRoute, type TestDatabase } from '../support/engines';
 import { startApp, type TestApp } from '../support/harness';
 import { burst, send } from '../support/http';
-import { describeEachRoute } from '../support/postgres-routes';
 
 /** Two app instances, each with its own pool, racing on the same keys through the same database. */
-describeEachRoute('two instances with separate pools', (route) => {
-  let schema: string;
+describeEachDatabase('two instances with separate pools', (route) => {
+  let database: TestDatabase;
   let a: TestApp;
   let b: TestApp;
 
   beforeAll(async () => {
-    schema = await createSchema('instances');
-    const options = { schema, poolSize: 5, databaseUrl: route.url, idempotency: { preparedStatements: route.preparedStatements } };
+    database = await createTestDatabase(route.engine, 'instances');
+    const options = { ...onRoute(route, database), poolSize: 5 };
     a = await startApp('express', options);
     b = await startApp('fastify', options);
   });
   afterAll(async () => {
     await a?.close();
     await b?.close();
-    await dropSchema(schema);
+    await database?.drop();
   });
-
   it.each([
     ['lease mode, reject', '/t/basic'],
     ['lease mode, wait', '/t/wait'],

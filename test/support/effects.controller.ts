@@ -31,7 +31,8 @@ export class Effect {
   @Column({ type: 'text' })
   label!: string;
 
-  @CreateDateColumn({ type: 'timestamptz' })
+  // The column type each engine gives a date (timestamptz is PostgreSQL's alone).
+  @CreateDateColumn()
   createdAt!: Date;
 }
 

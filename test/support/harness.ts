@@ -3,9 +3,9 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { IdempotencyModule, type IdempotencyModuleOptions, IdempotencyService, idempotencyMigrations } from 'nestjs-idempotency';
-import { DATABASE_URL, sql } from './database';
+import { IdempotencyModule, type IdempotencyModuleOptions, IdempotencyService } from 'nestjs-idempotency';
 import { ClassLevelController, Effect, EffectsController } from './effects.controller';
+import { countEffects, type Engine, typeOrmOptions } from './engines';
 
 export type Platform = 'express' | 'fastify';
 export const PLATFORMS: Platform[] = ['express', 'fastify'];
@@ -21,12 +21,15 @@ export interface TestApp {
 }
 
 export interface TestAppOptions {
+  /** The test file's schema (PostgreSQL) or database (MariaDB). */
   schema: string;
+  /** Default PostgreSQL. */
+  engine?: Engine;
   /** Another way to the same database (a proxy); the effects are still counted directly. */
   databaseUrl?: string;
   idempotency?: IdempotencyModuleOptions;
   poolSize?: number;
-  /** Options of each connection, as libpq takes them (`-c name=value`). */
+  /** Options of each PostgreSQL connection, as libpq takes them (`-c name=value`). */
   connectionOptions?: string;
   controllers?: Array<new (...args: never[]) => unknown>;
   /** Entities besides the effects table. */
@@ -35,19 +38,16 @@ export interface TestAppOptions {
   logger?: LoggerService;
 }
 
-/** A real Nest app on a real port, with its own pool, on the test file's schema. */
+/** A real Nest app on a real port, with its own pool, on the test file's schema (or MariaDB database). */
 export async function startApp(platform: Platform, options: TestAppOptions): Promise<TestApp> {
+  const engine = options.engine ?? 'postgres';
+  const connection = { poolSize: options.poolSize, url: options.databaseUrl, connectionOptions: options.connectionOptions };
   @Module({
     imports: [
       TypeOrmModule.forRoot({
-        type: 'postgres',
-        url: options.databaseUrl ?? DATABASE_URL,
-        schema: options.schema,
+        ...typeOrmOptions(engine, options.schema, connection),
         entities: [Effect, ...(options.entities ?? [])],
         synchronize: true,
-        migrations: [...idempotencyMigrations],
-        migrationsRun: true,
-        extra: { max: options.poolSize ?? 10, options: options.connectionOptions },
       }),
       IdempotencyModule.forRoot({ purgeInterval: 0, ...options.idempotency }),
     ],
@@ -72,10 +72,7 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
     url: (await app.getUrl()).replace('[::1]', '127.0.0.1'),
     dataSource,
     service: app.get(IdempotencyService),
-    effects: async (label) => {
-      const [row] = await sql<{ count: number }>(`SELECT count(*)::int AS count FROM "${options.schema}".effects WHERE label = $1`, [label]);
-      return row.count;
-    },
+    effects: (label) => countEffects(engine, options.schema, label),
     close: () => app.close(),
   };
 }

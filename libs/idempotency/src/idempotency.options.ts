@@ -67,10 +67,11 @@ export interface IdempotentOptions<TRequest = IdempotencyRequest> {
  */
 export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order'> {
   /**
-   * Where records are kept: `'postgres'` (default: the app's TypeORM DataSource), Redis, or a store of your
-   * own. Transaction mode, event ordering, `runJob()` and the outbox need PostgreSQL.
+   * Where records are kept. Default: the app's TypeORM DataSource, in the store for its `type` (`'postgres'`, or
+   * `'mysql'` / `'mariadb'`); `'postgres'` or `'mysql'` insists on one. Or Redis, or a store of your own.
+   * Transaction mode, event ordering and `runJob()` need a SQL store; the outbox needs PostgreSQL.
    */
-  store?: 'postgres' | RedisStoreOptions | IdempotencyStore;
+  store?: 'postgres' | 'mysql' | RedisStoreOptions | IdempotencyStore;
   /** How often expired records are purged. Default `'1h'`; `0` turns the timer off. */
   purgeInterval?: Duration;
   /** Rows deleted per purge statement. Default 1000. */

@@ -41,8 +41,10 @@ export { onIdempotencyOutcome } from './observability/outcome-channel';
 export { IDEMPOTENCY_STORE, type IdempotencyStore, type StoredResponse, type TransactionalIdempotencyStore } from './storage/idempotency-store';
 export { TypeOrmIdempotencyStore } from './storage/postgres/typeorm-idempotency.store';
 export { PartitionedTypeOrmIdempotencyStore } from './storage/postgres/partitioned-typeorm-idempotency.store';
+export { MySqlIdempotencyStore } from './storage/mysql/mysql-idempotency.store';
 export { RedisIdempotencyStore, type RedisIdempotencyStoreOptions, type WaitForReplicas } from './storage/redis/redis-idempotency.store';
 export { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 
 export { idempotencyEntities, idempotencyMigrations } from './storage/schema';
+export { mysqlIdempotencyEntities, mysqlIdempotencyMigrations } from './storage/mysql/mysql-schema';
 export { CreatePartitionedIdempotencyRecords1763900000010 } from './storage/migrations/1763900000010-create-partitioned-idempotency-records';

@@ -60,7 +60,7 @@ export class RoutePlans implements OnModuleInit {
       throw new IdempotencyConfigurationError(
         `@Idempotent() on ${plan.name} needs transaction mode (transaction: true or order), which needs a store that holds ` +
           `claims in transactions, as the PostgreSQL store does; this app's store (${storeName(this.options)}) does not. ` +
-          "Use lease mode on this route (transaction: false, without order), or store: 'postgres'.",
+          "Use lease mode on this route (transaction: false, without order), or a SQL store (the app's DataSource on PostgreSQL, MySQL or MariaDB).",
       );
     }
     return plan;

@@ -11,6 +11,7 @@ import { RedisIdempotencyStore } from './redis/redis-idempotency.store';
 import { toReplicaWait } from './redis/replica-wait';
 import { PartitionedTypeOrmIdempotencyStore } from './postgres/partitioned-typeorm-idempotency.store';
 import { TypeOrmIdempotencyStore } from './postgres/typeorm-idempotency.store';
+import { MySqlIdempotencyStore } from './mysql/mysql-idempotency.store';
 
 /** The store the module uses, and the connection it opened for it (closed with the app). */
 export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -30,24 +31,10 @@ export class OpenedStore implements OnApplicationBootstrap, OnApplicationShutdow
   }
 }
 
-/** Builds the store that `options.store` names; PostgreSQL on the app's DataSource unless it says otherwise. */
+/** Builds the store that `options.store` names; on the app's DataSource, for its engine, unless it says otherwise. */
 export async function openStore(options: IdempotencyModuleOptions, dataSource: DataSourceLike | undefined, missingPeer?: string): Promise<OpenedStore> {
-  const choice = options.store ?? 'postgres';
-  if (choice === 'postgres') {
-    if (!dataSource) {
-      throw missingDataSource(
-        'The PostgreSQL store (the default)',
-        missingPeer,
-        "import TypeOrmModule.forRoot() beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
-      );
-    }
-    const { preparedStatements, partitioning } = options;
-    return new OpenedStore(
-      partitioning
-        ? new PartitionedTypeOrmIdempotencyStore(dataSource, { preparedStatements, ...partitioning })
-        : new TypeOrmIdempotencyStore(dataSource, { preparedStatements }),
-    );
-  }
+  const choice = options.store ?? 'sql';
+  if (choice === 'sql' || choice === 'postgres' || choice === 'mysql') return new OpenedStore(sqlStore(options, dataSource, choice, missingPeer));
   if (options.partitioning) {
     throw new IdempotencyConfigurationError("IdempotencyModule: partitioning applies to the PostgreSQL store only: remove it, or set store: 'postgres'.");
   }
@@ -61,8 +48,48 @@ export async function openStore(options: IdempotencyModuleOptions, dataSource: D
     return new OpenedStore(new RedisIdempotencyStore(client, { prefix, waitForReplicas }), client);
   }
   throw new IdempotencyConfigurationError(
-    `IdempotencyModule: store must be 'postgres', { type: 'redis', connection }, or an IdempotencyStore, not ${JSON.stringify(choice)}.`,
+    `IdempotencyModule: store must be 'postgres', 'mysql', { type: 'redis', connection }, or an IdempotencyStore, not ${JSON.stringify(choice)}.`,
   );
+}
+
+const MYSQL_TYPES: readonly string[] = ['mysql', 'mariadb'];
+
+/** The store for the engine of the app's DataSource (`options.type`): PostgreSQL, or MySQL and MariaDB. */
+function sqlStore(
+  options: IdempotencyModuleOptions,
+  dataSource: DataSourceLike | undefined,
+  choice: 'sql' | 'postgres' | 'mysql',
+  missingPeer: string | undefined,
+): IdempotencyStore {
+  if (!dataSource) {
+    throw missingDataSource(
+      choice === 'mysql' ? 'The MySQL store' : 'The PostgreSQL store (the default)',
+      missingPeer,
+      "import TypeOrmModule.forRoot() beside IdempotencyModule, or choose another store (store: { type: 'redis', connection }).",
+    );
+  }
+  const type = String(dataSource.options.type);
+  const engine = type === 'postgres' ? 'postgres' : MYSQL_TYPES.includes(type) ? 'mysql' : undefined;
+  if (!engine || (choice !== 'sql' && choice !== engine)) {
+    throw new IdempotencyConfigurationError(
+      `IdempotencyModule: ${choice === 'sql' ? 'the' : `store: '${choice}' does not fit the`} DataSource of type '${type}'. The library keeps ` +
+        "records on a DataSource of type 'postgres', 'mysql' or 'mariadb' (leave store unset to follow it), in Redis " +
+        "(store: { type: 'redis', connection }), or in a store of your own (store: yourIdempotencyStore).",
+    );
+  }
+  if (engine === 'postgres') {
+    const { preparedStatements, partitioning } = options;
+    return partitioning
+      ? new PartitionedTypeOrmIdempotencyStore(dataSource, { preparedStatements, ...partitioning })
+      : new TypeOrmIdempotencyStore(dataSource, { preparedStatements });
+  }
+  if (options.partitioning) {
+    throw new IdempotencyConfigurationError('IdempotencyModule: partitioning applies to the PostgreSQL store only: remove it on MySQL and MariaDB.');
+  }
+  if (options.outbox) {
+    throw new IdempotencyConfigurationError('IdempotencyModule: the outbox needs PostgreSQL; on MySQL and MariaDB, remove the outbox option.');
+  }
+  return new MySqlIdempotencyStore(dataSource);
 }
 
 async function connect(connection: string | RedisConnectionOptions): Promise<RedisClient> {

@@ -1,6 +1,7 @@
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import type { OutboxMessage } from '../outbox/outbox-message.entity';
 import { requireOptionalPeer } from '../optional-peer';
+import { lazyList } from './lazy-list';
 import type { IdempotencyRecord } from './idempotency-record.entity';
 import type { IdempotencyVersion } from './idempotency-version.entity';
 import { CreateIdempotencyRecords1763900000000 } from './migrations/1763900000000-create-idempotency-records';
@@ -42,23 +43,3 @@ export const idempotencyEntities: IdempotencyEntity[] = lazyList(() => {
  * export default new DataSource({ type: 'postgres', url, migrations: [...idempotencyMigrations] });
  */
 export const idempotencyMigrations = [CreateIdempotencyRecords1763900000000, CreateIdempotencyVersions1763900000001, CreateIdempotencyOutbox1763900000002];
-
-/** An array whose items are made on its first use (spread, index, `length`, iteration; `Array.isArray` is true). */
-function lazyList<T>(load: () => T[]): T[] {
-  const items: T[] = [];
-  let loaded = false;
-  const fill = () => {
-    if (loaded) return;
-    items.push(...load());
-    loaded = true;
-  };
-  return new Proxy(items, {
-    get: (target, property, receiver) => (fill(), Reflect.get(target, property, receiver) as unknown),
-    has: (target, property) => (fill(), Reflect.has(target, property)),
-    ownKeys: (target) => (fill(), Reflect.ownKeys(target)),
-    getOwnPropertyDescriptor: (target, property) => (fill(), Reflect.getOwnPropertyDescriptor(target, property)),
-    set: (target, property, value, receiver) => (fill(), Reflect.set(target, property, value, receiver)),
-    defineProperty: (target, property, descriptor) => (fill(), Reflect.defineProperty(target, property, descriptor)),
-    deleteProperty: (target, property) => (fill(), Reflect.deleteProperty(target, property)),
-  });
-}
