@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { idempotencyMigrations, mysqlIdempotencyMigrations } from 'nestjs-idempotency';
 import { createSchema, DATABASE_URL, dropSchema, sql } from './database';
@@ -116,10 +117,27 @@ async function idleInTransaction(schema: string, count: string): Promise<number>
   return row.count;
 }
 
+/**
+ * InnoDB serves information_schema.INNODB_TRX from a server-wide snapshot that it takes again only once the table
+ * went unread for 100 ms (MariaDB's trx0i_s.cc, `CACHE_MIN_IDLE_TIME_NS`; every read restarts that wait). Polled
+ * closer than that, the table shows the transactions of the first poll for ever: reads from here are spaced wider.
+ */
+const TRX_SNAPSHOT_IDLE_MS = 150;
+let lastTrxRead = 0;
+
+async function readTransactions<T>(text: string, params: unknown[]): Promise<T[]> {
+  await sleep(Math.max(0, lastTrxRead + TRX_SNAPSHOT_IDLE_MS - Date.now()));
+  try {
+    return await mysql<T>(text, params);
+  } finally {
+    lastTrxRead = Date.now();
+  }
+}
+
 function mariadb(database: string): TestDatabase {
   // The connections of this database that hold an open InnoDB transaction with writes, and run no statement now.
   const idleWriters = () =>
-    mysql<{ id: number }>(
+    readTransactions<{ id: number }>(
       `SELECT p.ID AS id FROM information_schema.PROCESSLIST p JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
        WHERE p.DB = ? AND p.COMMAND = 'Sleep' AND t.trx_rows_modified > 0`,
       [database],
