@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { decide } from '../../claim/claim-state';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import type {
   ClaimOutcome,
@@ -10,7 +9,7 @@ import type {
   TransactionalClaimOutcome,
   TransactionalIdempotencyStore,
 } from '../idempotency-store';
-import { claimedRecord, NOW, replay } from '../postgres/claim-row';
+import { type PeekOutcome, peeked } from '../postgres/claim-row';
 import { isDeadlock, isLockWaitEnded } from './mysql-errors';
 import { purgeBatch } from './mysql-purge';
 import { MYSQL_RECORDS_TABLE, MySqlRecords, PURGEABLE_RECORDS, recordId } from './mysql-records';
@@ -69,17 +68,9 @@ export class MySqlIdempotencyStore implements TransactionalIdempotencyStore {
     }
   }
 
-  async peek(request: ClaimRequest): Promise<Exclude<ClaimOutcome, { status: 'claimed' | 'in-flight' }> | undefined> {
+  async peek(request: ClaimRequest): Promise<PeekOutcome | undefined> {
     const row = await this.records.read(recordId(request.scope, request.key));
-    if (!row) return undefined;
-    switch (decide(claimedRecord(row), request, NOW)) {
-      case 'replay':
-        return replay(row);
-      case 'mismatch':
-        return { status: 'fingerprint-mismatch' };
-      default:
-        return undefined;
-    }
+    return row ? peeked(row, request) : undefined;
   }
 
   claimInTransaction(

@@ -1,5 +1,8 @@
-import { type ClaimDecision, type ClaimedRecord } from '../../claim/claim-state';
-import type { ClaimOutcome, RecordState, StoredResponse } from '../idempotency-store';
+import { type ClaimDecision, type ClaimedRecord, decide } from '../../claim/claim-state';
+import type { ClaimOutcome, ClaimRequest, RecordState, StoredResponse } from '../idempotency-store';
+
+/** The outcomes a peek can have: never a claim. */
+export type PeekOutcome = Exclude<ClaimOutcome, { status: 'claimed' | 'in-flight' }>;
 
 /** The stored response of a record, as its columns come back. */
 export interface ResponseColumns {
@@ -67,4 +70,16 @@ export function toResponse(row: ResponseColumns): StoredResponse {
 function asBuffer(bytes: Uint8Array | null): Buffer {
   if (!bytes) return Buffer.alloc(0);
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** What a peek (a read without a claim) tells of a record: its answer to replay, a mismatch, or nothing to say. */
+export function peeked(row: ClaimRow, request: ClaimRequest): PeekOutcome | undefined {
+  switch (decide(claimedRecord(row), request, NOW)) {
+    case 'replay':
+      return replay(row);
+    case 'mismatch':
+      return { status: 'fingerprint-mismatch' };
+    default:
+      return undefined;
+  }
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManagerLike } from '../typeorm-like';
-import { decide } from '../../claim/claim-state';
 import { IdempotencyConfigurationError } from '../../errors/configuration.errors';
 import type {
   ClaimOutcome,
@@ -12,7 +11,7 @@ import type {
   TransactionalIdempotencyStore,
 } from '../idempotency-store';
 import { IDEMPOTENCY_VERSIONS_TABLE, qualifiedTableName } from '../table-name';
-import { CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW, replay } from './claim-row';
+import { CLAIM_COLUMNS, type ClaimRow, type PeekOutcome, peeked } from './claim-row';
 import type { PostgresSession } from './postgres-session';
 import { RECORD_VIEW_COLUMNS, type RecordViewRow, toView } from './record-view';
 import { completeParams, purgeSql } from './record-statements';
@@ -43,19 +42,11 @@ export class PostgresIdempotencyStore implements TransactionalIdempotencyStore {
     return this.records.withRoom(() => this.records.claim(request, randomUUID()));
   }
 
-  async peek(request: ClaimRequest): Promise<Exclude<ClaimOutcome, { status: 'claimed' | 'in-flight' }> | undefined> {
+  async peek(request: ClaimRequest): Promise<PeekOutcome | undefined> {
     const {
       rows: [row],
     } = await this.session.send<ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM ${this.records.name} WHERE scope = $1 AND key = $2`, [request.scope, request.key]);
-    if (!row) return undefined;
-    switch (decide(claimedRecord(row), request, NOW)) {
-      case 'replay':
-        return replay(row);
-      case 'mismatch':
-        return { status: 'fingerprint-mismatch' };
-      default:
-        return undefined;
-    }
+    return row ? peeked(row, request) : undefined;
   }
 
   claimInTransaction(
