@@ -33,6 +33,7 @@ import { orderedEvent } from './ordering/event-version';
 import { skipIfStale } from './ordering/stale-event';
 import { isTransactional } from './storage/idempotency-store';
 import { RoutePlans } from './plan/route-plans';
+import { MessageClaims } from './messages/message-claims';
 
 type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
 
@@ -60,9 +61,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     private readonly adapterHost: HttpAdapterHost,
     private readonly coordinator: ClaimCoordinator,
     private readonly plans: RoutePlans,
+    private readonly messages: MessageClaims,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() === 'rpc') return this.messages.intercept(context, next);
     const options = context.getType() === 'http' ? this.routeOptions(context) : null;
     if (!options) return next.handle();
     return defer(() => this.handle(context, next, options)).pipe(mergeMap((result$) => result$));

@@ -19,6 +19,8 @@ import { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
 import { RoutePlans } from './plan/route-plans';
+import { MessageClaims } from './messages/message-claims';
+import { MessagePlans } from './messages/message-plans';
 
 /**
  * Makes `@Idempotent()` routes work across the app and provides `IdempotencyService`. It is global:
@@ -69,6 +71,8 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         inject: [OpenedStore, IDEMPOTENCY_MODULE_OPTIONS],
       },
       RoutePlans,
+      MessagePlans,
+      MessageClaims,
       ClaimCoordinator,
       IdempotencyService,
       { provide: OUTBOX_DATA_SOURCE, useFactory: (dataSource?: DataSourceLike) => dataSource ?? null, inject: source.inject },

@@ -14,8 +14,9 @@ import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
  * }
  */
 export const IdempotentTransaction = createParamDecorator((_data: unknown, context: ExecutionContext): EntityManagerLike => {
-  const request = context.switchToHttp().getRequest<Record<symbol, EntityManagerLike | undefined>>();
-  const manager = request[IDEMPOTENT_TRANSACTION];
+  // A message handler's claim leaves it on the transport's context (one per message), an HTTP one on the request.
+  const holder: unknown = context.getType() === 'rpc' ? context.switchToRpc().getContext() : context.switchToHttp().getRequest();
+  const manager = (holder as Record<symbol, EntityManagerLike | undefined> | undefined)?.[IDEMPOTENT_TRANSACTION];
   if (!manager) {
     throw new IdempotencyConfigurationError(
       '@IdempotentTransaction() needs the route to be @Idempotent({ transaction: true }) (or that default in forRoot()).',

@@ -48,3 +48,5 @@ export { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 export { idempotencyEntities, idempotencyMigrations } from './storage/schema';
 export { mysqlIdempotencyEntities, mysqlIdempotencyMigrations } from './storage/mysql/mysql-schema';
 export { CreatePartitionedIdempotencyRecords1763900000010 } from './storage/migrations/1763900000010-create-partitioned-idempotency-records';
+
+export type { IdempotentMessageOptions, MessageKeyFunction, MessageKeySource, MessageKeySourceItem } from './messages/message-options';
