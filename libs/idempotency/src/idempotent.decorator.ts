@@ -2,8 +2,8 @@ import { SetMetadata } from '@nestjs/common';
 import { IDEMPOTENT_OPTIONS } from './idempotency.constants';
 import type { IdempotentOptions } from './idempotency.options';
 import type { IdempotencyRequest } from './idempotency-request';
-import { assertKeySource } from './keys/key-source';
-import { isMessageKeySource } from './messages/message-keys';
+import { assertKeySource, type KeySource } from './keys/key-source';
+import { assertMessageKeySource, isMessageKeySource } from './messages/message-keys';
 import type { IdempotentMessageOptions } from './messages/message-options';
 
 /**
@@ -27,7 +27,10 @@ export function Idempotent<TRequest = IdempotencyRequest>(options?: IdempotentOp
 export function Idempotent(options: IdempotentOptions | IdempotentMessageOptions = {}): ClassDecorator & MethodDecorator {
   // The rest (durations, and what depends on the module's defaults) is checked at start, with the route named.
   const where = '@Idempotent()';
-  // A message key source is checked at start, once it is known to decorate a message handler.
-  if (options.key !== undefined && !isMessageKeySource(options.key)) assertKeySource(options.key, where);
+  if (options.key !== undefined) {
+    // Which kind of handler it decorates is known at start, where a message source on an HTTP route fails.
+    if (isMessageKeySource(options.key)) assertMessageKeySource(options.key, where);
+    else assertKeySource(options.key as KeySource<never>, where);
+  }
   return SetMetadata(IDEMPOTENT_OPTIONS, options);
 }

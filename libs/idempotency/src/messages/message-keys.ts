@@ -18,10 +18,9 @@ function isItem(item: unknown): item is MessageKeySourceItem {
   return typeof item === 'object' && item !== null && typeof path === 'string' && path !== '' && !path.split('.').includes('');
 }
 
-/** Whether every item is a message key source: `@Idempotent()` then leaves it to the message handler's check at start. */
-export function isMessageKeySource(source: unknown): source is MessageKeySource {
-  const items = toList(source);
-  return items.length > 0 && items.every(isItem) && items.some((item) => item !== 'payload-hash' && typeof item !== 'function');
+/** Whether a key source names a source only a message has (`'message-id'`, a path): it is checked as a message's. */
+export function isMessageKeySource(source: unknown): boolean {
+  return toList(source).some((item) => item === 'message-id' || (typeof item === 'object' && item !== null && 'path' in item));
 }
 
 /** Fails at start, with the fix, on a key source that no message can have. */
