@@ -2,13 +2,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildApp, startChildApp } from './child-app';
 import { sql } from './database';
 
-/** Consumer processes of `test/apps/message-consumer.ts` on one queue, and what they did in one schema. */
+/**
+ * Consumer processes of `test/apps/message-consumer.ts` (RabbitMQ) on one queue, or of
+ * `test/apps/jetstream-consumer.ts` on one stream, and what they did in one schema.
+ */
 export class MessageConsumers {
   private readonly children: ChildApp[] = [];
 
   constructor(
     readonly schema: string,
     readonly queue: string,
+    private readonly app: 'message-consumer' | 'jetstream-consumer' = 'message-consumer',
+    private readonly env: Record<string, string> = {},
   ) {}
 
   static async tables(schema: string): Promise<void> {
@@ -19,7 +24,8 @@ export class MessageConsumers {
 
   /** One more process with `consumers` competing consumers on the queue; `bypass` runs the handlers without the claim. */
   async start(options: { consumers?: number; bypass?: boolean } = {}): Promise<ChildApp> {
-    const child = await startChildApp('message-consumer', {
+    const child = await startChildApp(this.app, {
+      ...this.env,
       SCHEMA: this.schema,
       QUEUE: this.queue,
       CONSUMERS: String(options.consumers ?? 1),
