@@ -23,6 +23,9 @@ import { ReceiptsController } from './fulfilment/receipts.controller';
 import { Product } from './shop/product.entity';
 import { StockController } from './shop/stock.controller';
 import { MetricsController } from './metrics/metrics.controller';
+import { CreateShipments1763900000400 } from './shipping/migrations/1763900000400-create-shipments';
+import { Shipment } from './shipping/shipment.entity';
+import { ShippingConsumer } from './shipping/shipping.consumer';
 
 @Module({})
 export class AppModule {
@@ -33,8 +36,14 @@ export class AppModule {
         TypeOrmModule.forRoot({
           ...database.options,
           type: 'postgres',
-          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, ...idempotencyEntities],
-          migrations: [CreateShop1763900000100, CreateWebhookTables1763900000200, CreateReceipts1763900000300, ...idempotencyMigrations],
+          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, Shipment, ...idempotencyEntities],
+          migrations: [
+            CreateShop1763900000100,
+            CreateWebhookTables1763900000200,
+            CreateReceipts1763900000300,
+            CreateShipments1763900000400,
+            ...idempotencyMigrations,
+          ],
           migrationsRun: true,
           synchronize: false,
         }),
@@ -54,7 +63,16 @@ export class AppModule {
         TerminusModule,
         IdempotencyHealthModule,
       ],
-      controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController, MetricsController, HealthController],
+      controllers: [
+        OrdersController,
+        PaymentsController,
+        StockController,
+        WebhooksController,
+        ReceiptsController,
+        MetricsController,
+        HealthController,
+        ShippingConsumer,
+      ],
       providers: [FulfilmentWorker],
     };
   }

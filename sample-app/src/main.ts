@@ -6,6 +6,7 @@ import { chooseDatabase } from './database';
 import { StartupError } from './startup-error';
 import { defaultedSecrets } from './webhooks/webhook-secrets';
 import { redisUrl } from './fulfilment/fulfilment';
+import { rabbitMqAnswers, SHIPPING_QUEUE, shippingTransport, shownRabbitMqUrl } from './shipping/shipping-transport';
 
 async function bootstrap(logger: Logger): Promise<void> {
   const redis = redisUrl();
@@ -16,6 +17,15 @@ async function bootstrap(logger: Logger): Promise<void> {
   // Webhook signatures are checked on the body's bytes as sent.
   const app = await NestFactory.create(AppModule.forDatabase(database), { rawBody: true });
   app.enableShutdownHooks();
+  const rabbitMq = await rabbitMqAnswers();
+  if (rabbitMq.ok) {
+    // inheritAppConfig: the app's interceptors (IdempotencyModule's) apply to the consumer too.
+    app.connectMicroservice(shippingTransport, { inheritAppConfig: true });
+    await app.startAllMicroservices();
+    logger.log(`Shipping: order.shipped events from RabbitMQ at ${shownRabbitMqUrl()}, queue ${SHIPPING_QUEUE}`);
+  } else {
+    logger.warn(`Shipping: RabbitMQ at ${shownRabbitMqUrl()} does not answer (${rabbitMq.reason}); order.shipped events are not consumed, the rest runs`);
+  }
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, process.env.HOST ?? '127.0.0.1');
   logger.log(`Shop listening on ${await app.getUrl()}`);

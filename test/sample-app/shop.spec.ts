@@ -5,6 +5,8 @@ import { type ChildApp, startCompiled } from '../support/child-app';
 import { DATABASE_URL, sql } from '../support/database';
 import { burst, send } from '../support/http';
 import { dropPrefix, uniquePrefix } from '../support/redis';
+import { queueName, RawBroker } from '../support/rabbitmq';
+import { until } from '../support/message-consumers';
 import { githubDelivery, standardDelivery, stripeDelivery } from '../support/webhook-signing';
 
 /** `expect.any()` is typed `any`; as `unknown` it fits the expected objects without unsafe assignments. */
@@ -25,6 +27,7 @@ describe.each([
 ])('the sample shop on %s', (_name, postgres) => {
   const database = `shop_${randomUUID().slice(0, 8)}`;
   const prefix = uniquePrefix('shop');
+  const shippingQueue = queueName('shop_shipping');
   let shop: ChildApp;
 
   beforeAll(async () => {
@@ -35,7 +38,7 @@ describe.each([
     const where: Record<string, string> = postgres ? { DATABASE_URL: url.toString() } : { DATABASE_URL: '', PGPORT: String(await freePort()) };
     shop = await startCompiled(
       'dist/sample-app/src/main.js',
-      { ...where, PORT: String(await freePort()), QUEUE_PREFIX: prefix, NO_COLOR: '1' },
+      { ...where, PORT: String(await freePort()), QUEUE_PREFIX: prefix, SHIPPING_QUEUE: shippingQueue, NO_COLOR: '1' },
       /listening on http:\/\/[^:]+:(\d+)/,
     );
   }, 60_000);
@@ -43,6 +46,9 @@ describe.each([
     await shop?.kill();
     if (postgres) await sql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await dropPrefix(prefix);
+    const broker = await RawBroker.open();
+    await broker.channel.deleteQueue(shippingQueue);
+    await broker.close([]);
   });
 
   it('says which database it uses', () => {
@@ -65,6 +71,26 @@ describe.each([
     expect(stock.find((product) => product.sku === 'gadget')?.stock).toBe(47);
     const orders = (await send(shop.url, '/orders', { method: 'GET' })).json<unknown[]>();
     expect(orders).toHaveLength(1);
+  });
+
+  it('marks an order shipped once from an order.shipped event that RabbitMQ delivers three times', async () => {
+    const { order } = (await send(shop.url, '/orders', { key: randomUUID(), body: { sku: 'widget', quantity: 1 } })).json<{ order: { id: number } }>();
+    const broker = await RawBroker.open();
+    const eventId = randomUUID();
+    try {
+      for (let copy = 0; copy < 3; copy++)
+        broker.publish(shippingQueue, 'order.shipped', { orderId: order.id, carrier: 'DHL', tracking: 'JD0001' }, { messageId: eventId });
+      // The first copy claims; the other two are answered from its record (and acked) without running.
+      const replayed = /^idempotency_outcomes_total\{outcome="replayed",route="message:order.shipped"\} 2$/m;
+      await until(async () => replayed.test((await send(shop.url, '/metrics', { method: 'GET' })).text));
+    } finally {
+      await broker.close([]);
+    }
+    const shipments = (await send(shop.url, '/shipments', { method: 'GET' })).json<Array<{ orderId: number }>>();
+    expect(shipments.filter((shipment) => shipment.orderId === order.id)).toHaveLength(1);
+    const orders = (await send(shop.url, '/orders', { method: 'GET' })).json<Array<{ id: number; shippedAt: string | null }>>();
+    expect(orders.find((placed) => placed.id === order.id)?.shippedAt).toEqual(expect.any(String) as unknown);
+    expect(shop.output()).toMatch(/Shipping: order\.shipped events from RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672/);
   });
 
   it('refuses a malformed order without burning the key', async () => {

@@ -130,6 +130,26 @@ describe('the sample shop starting', () => {
     expect(await count(database, 'orders')).toBe(1);
   });
 
+  it('runs without RabbitMQ: one WARN says the order.shipped events are not consumed, and the shop serves the rest', async () => {
+    const database = await freshDatabase();
+    const port = await freePort();
+    shop = runShop({ DATABASE_URL: databaseUrl(database), QUEUE_PREFIX: prefix(), RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}` });
+    await shop.listening;
+    const warnings = shop
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('WARN') && line.includes('RabbitMQ'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      new RegExp(
+        `WARN \\[SampleApp\\] Shipping: RabbitMQ at amqp://guest:\\*\\*\\*@127\\.0\\.0\\.1:${port} does not answer \\(.+\\); order\\.shipped events are not consumed, the rest runs`,
+      ),
+    );
+    expect(shop.output()).not.toMatch(/ERROR/);
+    expect((await order(shop)).status).toBe(201);
+    expect(await count(database, 'orders')).toBe(1);
+  });
+
   it('exits with 1 when DATABASE_URL does not answer, after a bounded retry, naming the URL without its password', async () => {
     const port = await freePort();
     const url = `postgres://shop:s3cret-pw@127.0.0.1:${port}/shop`;
