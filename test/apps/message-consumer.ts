@@ -117,6 +117,7 @@ class ConsumerController {
   @idempotent({ ack: true })
   async quote(@Payload() work: Work & { amount: number }, @Ctx() context: RmqContext) {
     await this.record('effects', work.label);
+    if (work.holdMs) await sleep(work.holdMs);
     this.settle(context);
     return { quoteId: randomUUID(), amount: work.amount * 1.1, at: new Date(), lines: [1, 2.5, 'x', null], pid: process.pid };
   }

@@ -89,6 +89,22 @@ describe('RabbitMQ consumers', () => {
     expect(await group.count('effects', label)).toBe(1);
   });
 
+  it('a request duplicate that arrives while the first still runs gets no reply then; its redelivery gets the first reply', async () => {
+    const group = await consumers('reply_in_flight');
+    await group.start({ consumers: 2 });
+    const replies = await broker.replies();
+    const label = randomUUID();
+    for (const id of ['first', 'second']) {
+      broker.publish(group.queue, 'quote', { label, amount: 1, holdMs: 500 }, { messageId: label, id, replyTo: replies.queue });
+    }
+    const [one, two] = [await replies.next(), await replies.next()];
+
+    expect(new Set([one.properties.correlationId, two.properties.correlationId])).toEqual(new Set(['first', 'second']));
+    expect(two.content.equals(one.content)).toBe(true);
+    expect(await group.count('effects', label)).toBe(1);
+    await until(() => group.acked(label) === 2);
+  });
+
   it('an RpcException is the handler answer: stored, and replayed as the same error reply', async () => {
     const group = await consumers('refusal');
     await group.start();
