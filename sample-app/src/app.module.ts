@@ -23,6 +23,10 @@ import { ReceiptsController } from './fulfilment/receipts.controller';
 import { Product } from './shop/product.entity';
 import { StockController } from './shop/stock.controller';
 import { MetricsController } from './metrics/metrics.controller';
+import { CreateProviderCharges1763900000400 } from './provider/migrations/1763900000400-create-provider-charges';
+import { ProviderCharge } from './provider/provider-charge.entity';
+import { PaymentProviderModule } from './provider/payment-provider.module';
+import { PaymentProviderClient } from './shop/payment-provider.client';
 
 @Module({})
 export class AppModule {
@@ -33,8 +37,14 @@ export class AppModule {
         TypeOrmModule.forRoot({
           ...database.options,
           type: 'postgres',
-          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, ...idempotencyEntities],
-          migrations: [CreateShop1763900000100, CreateWebhookTables1763900000200, CreateReceipts1763900000300, ...idempotencyMigrations],
+          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, ProviderCharge, ...idempotencyEntities],
+          migrations: [
+            CreateShop1763900000100,
+            CreateWebhookTables1763900000200,
+            CreateReceipts1763900000300,
+            CreateProviderCharges1763900000400,
+            ...idempotencyMigrations,
+          ],
           migrationsRun: true,
           synchronize: false,
         }),
@@ -53,9 +63,10 @@ export class AppModule {
         }),
         TerminusModule,
         IdempotencyHealthModule,
+        PaymentProviderModule,
       ],
       controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController, MetricsController, HealthController],
-      providers: [FulfilmentWorker],
+      providers: [FulfilmentWorker, PaymentProviderClient],
     };
   }
 }
