@@ -29,14 +29,18 @@ class WithholdingProxy {
 
   async start(): Promise<string> {
     this.server = createServer((request, response) => {
-      void this.forward(request).then((answer) => {
-        if (this.armed) {
-          const charged = this.armed;
-          this.armed = undefined;
-          return charged();
-        }
-        response.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8' }).end(answer.body);
-      });
+      this.forward(request).then(
+        (answer) => {
+          if (this.armed) {
+            const charged = this.armed;
+            this.armed = undefined;
+            return charged();
+          }
+          response.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8' }).end(answer.body);
+        },
+        // The provider did not answer: the shop sees a gateway error, as it would from a real one.
+        (error: Error) => response.writeHead(502).end(error.message),
+      );
     });
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     return `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
