@@ -71,7 +71,10 @@ class Provider {
 
 @Controller('dk')
 class DownstreamKeysController {
-  constructor(private readonly provider: Provider) {}
+  constructor(
+    private readonly provider: Provider,
+    @InjectDataSource() private readonly dataSource: DataSource,
+  ) {}
 
   @Post('lease')
   @Idempotent({ lease: '1s', maxLease: '1s' })
@@ -94,7 +97,9 @@ class DownstreamKeysController {
 
   @Post('optional')
   @Idempotent({ required: false })
-  optional(@IdempotencyKey() claim: ClaimIdentity | undefined) {
+  async optional(@IdempotencyKey() claim: ClaimIdentity | undefined) {
+    // Over pooled connections that claimed requests opened: what they carried must not leak into this request.
+    await Promise.all(Array.from({ length: 10 }, () => this.dataSource.query('SELECT pg_sleep(0.01)')));
     let error: string | undefined;
     try {
       IdempotencyContext.derive('charge');
