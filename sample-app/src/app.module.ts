@@ -23,7 +23,11 @@ import { ReceiptsController } from './fulfilment/receipts.controller';
 import { Product } from './shop/product.entity';
 import { StockController } from './shop/stock.controller';
 import { MetricsController } from './metrics/metrics.controller';
-import { CreateShipments1763900000400 } from './shipping/migrations/1763900000400-create-shipments';
+import { CreateProviderCharges1763900000400 } from './provider/migrations/1763900000400-create-provider-charges';
+import { ProviderCharge } from './provider/provider-charge.entity';
+import { PaymentProviderModule } from './provider/payment-provider.module';
+import { PaymentProviderClient } from './shop/payment-provider.client';
+import { CreateShipments1763900000500 } from './shipping/migrations/1763900000500-create-shipments';
 import { Shipment } from './shipping/shipment.entity';
 import { ShippingConsumer } from './shipping/shipping.consumer';
 
@@ -36,12 +40,13 @@ export class AppModule {
         TypeOrmModule.forRoot({
           ...database.options,
           type: 'postgres',
-          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, Shipment, ...idempotencyEntities],
+          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, ProviderCharge, Shipment, ...idempotencyEntities],
           migrations: [
             CreateShop1763900000100,
             CreateWebhookTables1763900000200,
             CreateReceipts1763900000300,
-            CreateShipments1763900000400,
+            CreateProviderCharges1763900000400,
+            CreateShipments1763900000500,
             ...idempotencyMigrations,
           ],
           migrationsRun: true,
@@ -62,6 +67,7 @@ export class AppModule {
         }),
         TerminusModule,
         IdempotencyHealthModule,
+        PaymentProviderModule,
       ],
       controllers: [
         OrdersController,
@@ -73,7 +79,7 @@ export class AppModule {
         HealthController,
         ShippingConsumer,
       ],
-      providers: [FulfilmentWorker],
+      providers: [FulfilmentWorker, PaymentProviderClient],
     };
   }
 }

@@ -6,6 +6,7 @@ import { chooseDatabase } from './database';
 import { StartupError } from './startup-error';
 import { defaultedSecrets } from './webhooks/webhook-secrets';
 import { redisUrl } from './fulfilment/fulfilment';
+import { PaymentProviderClient } from './shop/payment-provider.client';
 import { rabbitMqAnswers, SHIPPING_QUEUE, shippingTransport, shownRabbitMqUrl } from './shipping/shipping-transport';
 
 async function bootstrap(logger: Logger): Promise<void> {
@@ -35,6 +36,7 @@ async function bootstrap(logger: Logger): Promise<void> {
   );
   const defaults = defaultedSecrets();
   if (defaults.length > 0) logger.warn(`Webhook secrets for local trials (set them to use your own): ${defaults.join(' ')}`);
+  logger.log(`Payments: POST /orders/:id/pay charges at the payment provider of ${app.get(PaymentProviderClient).describe()}`);
   logger.log(`Webhooks: POST /webhooks/stripe, /webhooks/github, /webhooks/standard; signed test deliveries: npm run sample:deliver -- ${await app.getUrl()}`);
 }
 

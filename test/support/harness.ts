@@ -32,6 +32,7 @@ export interface TestAppOptions {
   /** Options of each PostgreSQL connection, as libpq takes them (`-c name=value`). */
   connectionOptions?: string;
   controllers?: Array<new (...args: never[]) => unknown>;
+  providers?: Array<new (...args: never[]) => unknown>;
   /** Entities besides the effects table. */
   entities?: Array<new () => unknown>;
   /** Where the app logs; default nowhere. */
@@ -52,6 +53,7 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
       IdempotencyModule.forRoot({ purgeInterval: 0, ...options.idempotency }),
     ],
     controllers: options.controllers ?? [EffectsController, ClassLevelController],
+    providers: options.providers ?? [],
   })
   class TestAppModule {}
 

@@ -10,6 +10,7 @@ import {
 } from './idempotency.module-definition';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyService } from './idempotency.service';
+import { IdempotencyContext } from './idempotency-context';
 import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { IdempotencyMetrics } from './observability/idempotency-metrics';
@@ -75,6 +76,7 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       MessageClaims,
       ClaimCoordinator,
       IdempotencyService,
+      IdempotencyContext,
       { provide: OUTBOX_DATA_SOURCE, useFactory: (dataSource?: DataSourceLike) => dataSource ?? null, inject: source.inject },
       JobOutbox,
       {
@@ -100,6 +102,6 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
     ],
     // The options are exported for the guard of @VerifyWebhook(), which Nest builds in the controller's module.
     // OutboxRelay stays private: it is null where this process does not relay.
-    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, RoutePlans],
+    exports: [...(module.exports ?? []), IdempotencyService, IdempotencyContext, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, RoutePlans],
   };
 }

@@ -6,6 +6,9 @@ export { IdempotentTransaction } from './idempotent-transaction.decorator';
 export { VerifyWebhook, type VerifyWebhookOptions } from './webhooks/verify-webhook.decorator';
 export type { WebhookProvider } from './webhooks/webhook-verifiers';
 export { IdempotencyService, type RunOptions } from './idempotency.service';
+export { IdempotencyContext } from './idempotency-context';
+export { IdempotencyKey } from './idempotency-key.decorator';
+export { runInClaimContext, type ClaimIdentity, type ClaimRef } from './claim/claim-context';
 export { JobOutbox } from './outbox/job-outbox';
 export { OutboxRelay } from './outbox/outbox-relay';
 

@@ -1,9 +1,24 @@
-import { BadRequestException, Body, Controller, Get, NotFoundException, type PipeTransform, Post, UnprocessableEntityException } from '@nestjs/common';
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  Get,
+  NotFoundException,
+  Param,
+  ParseIntPipe,
+  type PipeTransform,
+  Post,
+  UnprocessableEntityException,
+} from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Idempotent, IdempotentTransaction } from 'nestjs-idempotency';
+import { type ClaimIdentity, Idempotent, IdempotencyKey, IdempotentTransaction } from 'nestjs-idempotency';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Order } from './order.entity';
+import { PaymentProviderClient } from './payment-provider.client';
 import { Product } from './product.entity';
+
+/** The catalogue has no prices: every item costs 5.00 here. */
+const UNIT_PRICE_CENTS = 500;
 
 export interface PlaceOrder {
   sku: string;
@@ -23,7 +38,10 @@ class ParsePlaceOrder implements PipeTransform<unknown, PlaceOrder> {
 
 @Controller('orders')
 export class OrdersController {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly provider: PaymentProviderClient,
+  ) {}
 
   /**
    * Places an order once per Idempotency-Key. The stock decrement, the order row and the stored
@@ -41,6 +59,23 @@ export class OrdersController {
     await em.save(product);
     const saved = await em.save(em.create(Order, { sku: order.sku, quantity: order.quantity }));
     return { order: saved, remainingStock: product.stock };
+  }
+
+  /**
+   * Pays an order once per Idempotency-Key, with a charge at the payment provider. Lease mode: the charge happens
+   * elsewhere, where no transaction of ours could undo it. The provider gets a key derived from this claim, so a
+   * retry after a crash (once the lease ran out) asks for the same charge, which the provider answers without
+   * charging again. The lease is short, and renewed while the handler runs: a dead attempt is taken over 5 s later.
+   */
+  @Post(':id/pay')
+  @Idempotent({ lease: '5s' })
+  async pay(@Param('id', ParseIntPipe) id: number, @IdempotencyKey() claim: ClaimIdentity) {
+    const orders = this.dataSource.getRepository(Order);
+    const order = await orders.findOneBy({ id });
+    if (!order) throw new NotFoundException(`No order ${id}.`);
+    const charge = await this.provider.charge({ amount: order.quantity * UNIT_PRICE_CENTS, reference: `order-${id}` }, claim.derive('charge'));
+    await orders.update({ id }, { paid: true });
+    return { order: { ...order, paid: true }, charge };
   }
 
   @Get()

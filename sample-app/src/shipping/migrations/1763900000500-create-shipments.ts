@@ -1,8 +1,8 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /** When an order shipped, and each shipment recorded for it (one per `order.shipped` event handled). */
-export class CreateShipments1763900000400 implements MigrationInterface {
-  name = 'CreateShipments1763900000400';
+export class CreateShipments1763900000500 implements MigrationInterface {
+  name = 'CreateShipments1763900000500';
 
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE orders ADD COLUMN shipped_at timestamptz`);
