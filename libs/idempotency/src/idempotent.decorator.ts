@@ -3,7 +3,7 @@ import { IDEMPOTENT_OPTIONS } from './idempotency.constants';
 import type { IdempotentOptions } from './idempotency.options';
 import type { IdempotencyRequest } from './idempotency-request';
 import { assertKeySource } from './keys/key-source';
-import { isMutationKeySourceItem } from './graphql/mutation-keys';
+import { assertMutationKeySource, isMutationKeySourceItem } from './graphql/mutation-keys';
 import type { IdempotentMutationOptions } from './graphql/mutation-options';
 
 /**
@@ -26,8 +26,8 @@ export function Idempotent(options: IdempotentOptions<never> | IdempotentMutatio
   // whether a key source fits is known there too (a mutation's may read an argument, a route's a preset).
   const where = '@Idempotent()';
   const { key } = options;
-  if (key !== undefined && !(Array.isArray(key) ? key.every(isMutationKeySourceItem) : isMutationKeySourceItem(key))) {
-    assertKeySource(key as IdempotentOptions<never>['key'] & object, where);
-  }
+  const items: readonly unknown[] = key === undefined ? [] : Array.isArray(key) ? key : [key];
+  if (items.some((item) => typeof item === 'object' && item !== null && 'argument' in item)) assertMutationKeySource(key, where);
+  else if (!items.every(isMutationKeySourceItem)) assertKeySource(key as IdempotentOptions<never>['key'] & object, where);
   return SetMetadata(IDEMPOTENT_OPTIONS, options);
 }
