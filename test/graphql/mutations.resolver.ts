@@ -27,10 +27,10 @@ export class Recorded {
   tags!: string[];
 }
 
-/** Resolvers held until the test lets them go, by label: a duplicate arrives while the first is surely in flight. */
+/** The first resolver of a label held until the test lets it go: a duplicate arrives while the first is surely in flight. */
 const gates = new Map<string, { entered: () => void; release: Promise<void> }>();
 
-/** Holds the resolvers of `label` until `release()`; `entered` settles once the first one is inside. */
+/** Holds the next resolver of `label` until `release()`; `entered` settles once it is inside. Later ones are not held. */
 export function holdResolvers(label: string): { entered: Promise<void>; release: () => void } {
   let release!: () => void;
   let entered!: () => void;
@@ -64,6 +64,7 @@ export class MutationsResolver {
   async record(@Args('label') label: string, @Args('quantity', { type: () => Int, defaultValue: 1 }) quantity: number): Promise<Recorded> {
     const gate = gates.get(label);
     if (gate) {
+      gates.delete(label);
       gate.entered();
       await gate.release;
     }
