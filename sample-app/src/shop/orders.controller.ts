@@ -1,14 +1,9 @@
-import { BadRequestException, Body, Controller, Get, NotFoundException, type PipeTransform, Post, UnprocessableEntityException } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, type PipeTransform, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Idempotent, IdempotentTransaction } from 'nestjs-idempotency';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Order } from './order.entity';
-import { Product } from './product.entity';
-
-export interface PlaceOrder {
-  sku: string;
-  quantity: number;
-}
+import { type PlaceOrder, placeOrder } from './place-order';
 
 /** A malformed body is refused by a pipe, before the handler: the key is released for a corrected retry. */
 class ParsePlaceOrder implements PipeTransform<unknown, PlaceOrder> {
@@ -31,16 +26,8 @@ export class OrdersController {
    */
   @Post()
   @Idempotent({ transaction: true })
-  async place(@Body(ParsePlaceOrder) order: PlaceOrder, @IdempotentTransaction() em: EntityManager) {
-    const product = await em.findOne(Product, { where: { sku: order.sku }, lock: { mode: 'pessimistic_write' } });
-    if (!product) throw new NotFoundException(`No product with sku "${order.sku}".`);
-    if (product.stock < order.quantity) {
-      throw new UnprocessableEntityException(`Only ${product.stock} of "${order.sku}" left.`);
-    }
-    product.stock -= order.quantity;
-    await em.save(product);
-    const saved = await em.save(em.create(Order, { sku: order.sku, quantity: order.quantity }));
-    return { order: saved, remainingStock: product.stock };
+  place(@Body(ParsePlaceOrder) order: PlaceOrder, @IdempotentTransaction() em: EntityManager) {
+    return placeOrder(em, order);
   }
 
   @Get()
