@@ -115,10 +115,12 @@ export class MutationsResolver {
   async recordInTransaction(
     @Args('label') label: string,
     @Args('fail', { defaultValue: false }) fail: boolean,
+    @Args('reject', { defaultValue: false }) reject: boolean,
     @IdempotentTransaction() em: EntityManager,
   ): Promise<Recorded> {
     await effect(em, label);
     if (fail) throw new Error('failed after its write');
+    if (reject) throw new BadRequestException(`Rejected ${label} after its write`);
     return recorded(label, 1);
   }
 }

@@ -200,6 +200,17 @@ describe.each(PLATFORMS)('@Idempotent() GraphQL mutations over Apollo on %s', (p
       expect(await t.effects(key)).toBe(1);
     });
 
+    it("stores a user error with what the resolver wrote before it, as a route's 4xx", async () => {
+      const key = randomUUID();
+      const rejecting = `mutation($label: String!) { recordInTransaction(label: $label, reject: true) { runId } }`;
+      const first = await graphql(t.url, rejecting, { label: key }, { key });
+      const second = await graphql(t.url, rejecting, { label: key }, { key });
+      expect(first.errors?.[0]?.message).toBe(`Rejected ${key} after its write`);
+      expect(second.errors).toEqual(first.errors);
+      expect(second.extensions?.idempotency?.replayed).toBe(true);
+      expect(await t.effects(key)).toBe(1);
+    });
+
     it('runs 20 concurrent duplicates once', async () => {
       const key = randomUUID();
       const replies = await Promise.all(Array.from({ length: 20 }, () => graphql(t.url, mutation, { label: key }, { key })));
