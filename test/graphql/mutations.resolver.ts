@@ -92,6 +92,14 @@ export class MutationsResolver {
     return recorded(label, 1);
   }
 
+  /** An optional key: without one the resolver runs without idempotency. */
+  @Mutation(() => Recorded)
+  @Idempotent({ key: { argument: 'idempotencyKey' }, required: false })
+  async recordOptionally(@Args('label') label: string, @Args('idempotencyKey', { type: () => String, nullable: true }) _key: string | null): Promise<Recorded> {
+    await effect(this.dataSource.manager, label);
+    return recorded(label, 1);
+  }
+
   /** Runs its effect, then fails as told. */
   @Mutation(() => Recorded)
   @Idempotent()

@@ -89,6 +89,19 @@ describe.each(PLATFORMS)('@Idempotent() GraphQL mutations over Apollo on %s', (p
     expect(missing.errors?.[0]?.extensions?.code).toBe('IDEMPOTENCY_KEY_INVALID');
   });
 
+  it('runs a mutation whose key is optional without idempotency when the call has none', async () => {
+    const label = randomUUID();
+    const mutation = `mutation($label: String!, $k: String) { recordOptionally(label: $label, idempotencyKey: $k) { runId } }`;
+    const first = await graphql(t.url, mutation, { label });
+    const second = await graphql(t.url, mutation, { label });
+    expect(second.data).not.toEqual(first.data);
+    expect(second.extensions).toBeUndefined();
+    expect(await t.effects(label)).toBe(2);
+    const keyed = [await graphql(t.url, mutation, { label, k: label }), await graphql(t.url, mutation, { label, k: label })];
+    expect(keyed[1].data).toEqual(keyed[0].data);
+    expect(await t.effects(label)).toBe(3);
+  });
+
   it("takes the key from a function, in the scope its scope function reads off the operation's HTTP request", async () => {
     const label = randomUUID();
     const mutation = `mutation($label: String!) { recordByFunction(label: $label) { runId } }`;
