@@ -28,7 +28,7 @@ export function resolveMutationPlan(defaults: IdempotencyModuleOptions, own: Ide
   const key = own.key ?? 'header';
   assertMutationKeySource(key, where);
   const { key: _httpKey, scope: _httpScope, fingerprint: _httpFingerprint, ...policies } = defaults;
-  const plan = resolveRoutePlan(policies, { ...own, key: 'header' } as never, name);
+  const plan = resolveRoutePlan(policies, { ...own, key: 'header' }, name);
   const { order: _order, replayHeaders: _replayHeaders, ...rest } = plan;
   return {
     ...rest,
