@@ -133,12 +133,12 @@ export class MutationsResolver {
   }
 }
 
-/** GraphQL over Apollo, on whichever platform the app runs (Express or Fastify), with the replay-marking plugin. */
-export function graphqlModule(): DynamicModule {
+/** GraphQL over Apollo, on whichever platform the app runs (Express or Fastify), with the replay-marking plugin unless told. */
+export function graphqlModule(options: { plugin?: boolean } = {}): DynamicModule {
   return GraphQLModule.forRoot<ApolloDriverConfig>({
     driver: ApolloDriver,
     autoSchemaFile: true,
     graphiql: false,
-    plugins: [new IdempotencyApolloPlugin()],
+    plugins: options.plugin === false ? [] : [new IdempotencyApolloPlugin()],
   });
 }

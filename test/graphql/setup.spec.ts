@@ -100,6 +100,35 @@ describe.each(PLATFORMS)('GraphQL mutation options are checked at start, on %s',
   });
 });
 
+describe.each(PLATFORMS)('GraphQL mutations without IdempotencyApolloPlugin, on %s', (platform) => {
+  let schema: string;
+  let t: TestApp;
+  const warnings: string[] = [];
+  const logger = { log: () => undefined, error: () => undefined, warn: (message: unknown) => void warnings.push(String(message)) };
+
+  beforeAll(async () => {
+    schema = await createSchema(`gql_noplugin_${platform}`);
+    t = await startApp(platform, { schema, logger, controllers: [], imports: [graphqlModule({ plugin: false })], providers: [MutationsResolver] });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await dropSchema(schema);
+  });
+
+  it('still replays, unmarked, and says once how to mark replays', async () => {
+    const key = randomUUID();
+    const first = await graphql(t.url, RECORD, { label: key }, { key });
+    const second = await graphql(t.url, RECORD, { label: key }, { key });
+    expect(second.data).toEqual(first.data);
+    expect(second.extensions).toBeUndefined();
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    expect(await t.effects(key)).toBe(1);
+    expect(warnings.filter((warning) => warning.includes('without IdempotencyApolloPlugin'))).toEqual([
+      expect.stringMatching(/Add plugins: \[new IdempotencyApolloPlugin\(\)\] to GraphQLModule\.forRoot\(\)/),
+    ]);
+  });
+});
+
 describe.each(PLATFORMS)('a GraphQL mutation with its store unreachable, on %s', (platform) => {
   let schema: string;
   let proxy: TcpProxy;
