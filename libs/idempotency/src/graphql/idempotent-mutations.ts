@@ -49,22 +49,26 @@ export class IdempotentMutations {
   private async handle(call: GraphQLMutationCall, plan: MutationPlan, next: CallHandler): Promise<unknown> {
     this.checkPlugin(call.context);
     const responseKey = String(call.info.path.key);
-    let outcome: BeginOutcome;
+    let outcome: BeginOutcome | undefined;
     try {
       const bound: RequestFunctionBound = { route: call.field, deadline: Date.now() + plan.waitTimeoutMs };
       const key = await findMutationKey(plan.key, call, bound);
       if (key === undefined) {
         if (plan.required) throw new IdempotencyKeyMissingException(`${call.field} needs an idempotency key.`);
-        const { store } = this.coordinator;
-        if (plan.transaction && isTransactional(store)) setMutationTransaction(call.info, store.manager);
-        return await lastValueFrom(next.handle(), { defaultValue: undefined });
+      } else {
+        const tenant = await readTenant(plan.scope, call, bound);
+        const scope = buildScope(`GRAPHQL ${call.field}`, undefined, tenant);
+        const fingerprint = await fingerprintOf(plan, call, bound);
+        outcome = await this.begin(plan, { scope, key, fingerprint, deadline: bound.deadline });
       }
-      const tenant = await readTenant(plan.scope, call, bound);
-      const scope = buildScope(`GRAPHQL ${call.field}`, undefined, tenant);
-      const fingerprint = await fingerprintOf(plan, call, bound);
-      outcome = await this.begin(plan, { scope, key, fingerprint, deadline: bound.deadline });
     } catch (error) {
       throw refusal(error, call, responseKey);
+    }
+    if (!outcome) {
+      // required: false and no key: the resolver runs without idempotency (in the store's transaction manager, if asked).
+      const { store } = this.coordinator;
+      if (plan.transaction && isTransactional(store)) setMutationTransaction(call.info, store.manager);
+      return lastValueFrom(next.handle(), { defaultValue: undefined });
     }
     switch (outcome.status) {
       case 'completed':
