@@ -24,6 +24,7 @@ import { holdResponse, writeWhole } from './http/response-capture';
 import type { CapturedResponse, ReplacementResponse } from './http/response-message';
 import { toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
+import { IdempotentMutations } from './graphql/idempotent-mutations';
 import type { RoutePlan } from './plan/route-plan';
 import { type IdempotencyRequest, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
@@ -61,9 +62,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     private readonly adapterHost: HttpAdapterHost,
     private readonly coordinator: ClaimCoordinator,
     private readonly plans: RoutePlans,
+    private readonly mutations: IdempotentMutations,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType<string>() === 'graphql') return this.mutations.intercept(context, next);
     const options = context.getType() === 'http' ? this.routeOptions(context) : null;
     if (!options) return next.handle();
     return defer(() => this.handle(context, next, options)).pipe(mergeMap((result$) => result$));

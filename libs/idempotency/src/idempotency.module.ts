@@ -20,6 +20,8 @@ import { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
 import { RoutePlans } from './plan/route-plans';
+import { MutationPlans } from './graphql/mutation-plans';
+import { IdempotentMutations } from './graphql/idempotent-mutations';
 
 /**
  * Makes `@Idempotent()` routes work across the app and provides `IdempotencyService`. It is global:
@@ -70,6 +72,8 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         inject: [OpenedStore, IDEMPOTENCY_MODULE_OPTIONS],
       },
       RoutePlans,
+      MutationPlans,
+      IdempotentMutations,
       ClaimCoordinator,
       IdempotencyService,
       IdempotencyContext,
