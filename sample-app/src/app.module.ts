@@ -1,13 +1,16 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
+import { GraphQLModule } from '@nestjs/graphql';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { idempotencyEntities, idempotencyMigrations, IdempotencyModule } from 'nestjs-idempotency';
+import { IdempotencyApolloPlugin, idempotencyEntities, idempotencyMigrations, IdempotencyModule } from 'nestjs-idempotency';
 import { IdempotencyHealthModule } from 'nestjs-idempotency/terminus';
 import { HealthController } from './health.controller';
 import type { Database } from './database';
 import { CreateShop1763900000100 } from './shop/migrations/1763900000100-create-shop';
 import { Order } from './shop/order.entity';
 import { OrdersController } from './shop/orders.controller';
+import { OrdersResolver } from './shop/orders.resolver';
 import { Payment } from './shop/payment.entity';
 import { PaymentsController } from './shop/payments.controller';
 import { CreateWebhookTables1763900000200 } from './webhooks/migrations/1763900000200-create-webhook-tables';
@@ -68,6 +71,8 @@ export class AppModule {
         TerminusModule,
         IdempotencyHealthModule,
         PaymentProviderModule,
+        // placeOrder over GraphQL at /graphql; the plugin marks replays in extensions.idempotency.
+        GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, plugins: [new IdempotencyApolloPlugin()] }),
       ],
       controllers: [
         OrdersController,
@@ -79,7 +84,7 @@ export class AppModule {
         HealthController,
         ShippingConsumer,
       ],
-      providers: [FulfilmentWorker, PaymentProviderClient],
+      providers: [FulfilmentWorker, PaymentProviderClient, OrdersResolver],
     };
   }
 }

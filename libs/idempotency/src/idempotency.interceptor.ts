@@ -24,6 +24,7 @@ import { holdResponse, writeWhole } from './http/response-capture';
 import type { CapturedResponse, ReplacementResponse } from './http/response-message';
 import { toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
+import { IdempotentMutations } from './graphql/idempotent-mutations';
 import type { RoutePlan } from './plan/route-plan';
 import { type IdempotencyRequest, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
@@ -62,10 +63,12 @@ export class IdempotencyInterceptor implements NestInterceptor {
     private readonly adapterHost: HttpAdapterHost,
     private readonly coordinator: ClaimCoordinator,
     private readonly plans: RoutePlans,
+    private readonly mutations: IdempotentMutations,
     private readonly messages: MessageClaims,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType<string>() === 'graphql') return this.mutations.intercept(context, next);
     if (context.getType() === 'rpc') return this.messages.intercept(context, next);
     const options = context.getType() === 'http' ? this.routeOptions(context) : null;
     if (!options) return next.handle();

@@ -20,6 +20,8 @@ import { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
 import { RoutePlans } from './plan/route-plans';
+import { MutationPlans } from './graphql/mutation-plans';
+import { IdempotentMutations } from './graphql/idempotent-mutations';
 import { MessageClaims } from './messages/message-claims';
 import { MessagePlans } from './messages/message-plans';
 
@@ -72,6 +74,8 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         inject: [OpenedStore, IDEMPOTENCY_MODULE_OPTIONS],
       },
       RoutePlans,
+      MutationPlans,
+      IdempotentMutations,
       MessagePlans,
       MessageClaims,
       ClaimCoordinator,

@@ -2,6 +2,7 @@ import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { EntityManagerLike } from './storage/typeorm-like';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
+import { mutationTransactionOf } from './graphql/mutation-transaction';
 
 /**
  * Injects the EntityManager of the claim's transaction (`@Idempotent({ transaction: true })`):
@@ -16,10 +17,13 @@ import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
 export const IdempotentTransaction = createParamDecorator((_data: unknown, context: ExecutionContext): EntityManagerLike => {
   // A message handler's claim leaves it on the transport's context (one per message), an HTTP one on the request.
   const holder: unknown = context.getType() === 'rpc' ? context.switchToRpc().getContext() : context.switchToHttp().getRequest();
-  const manager = (holder as Record<symbol, EntityManagerLike | undefined> | undefined)?.[IDEMPOTENT_TRANSACTION];
+  const manager =
+    context.getType<string>() === 'graphql'
+      ? mutationTransactionOf(context)
+      : (holder as Record<symbol, EntityManagerLike | undefined> | undefined)?.[IDEMPOTENT_TRANSACTION];
   if (!manager) {
     throw new IdempotencyConfigurationError(
-      '@IdempotentTransaction() needs the route to be @Idempotent({ transaction: true }) (or that default in forRoot()).',
+      '@IdempotentTransaction() needs the route (or mutation) to be @Idempotent({ transaction: true }) (or that default in forRoot()).',
     );
   }
   return manager;

@@ -2,10 +2,24 @@ import { SetMetadata } from '@nestjs/common';
 import { IDEMPOTENT_OPTIONS } from './idempotency.constants';
 import type { IdempotentOptions } from './idempotency.options';
 import type { IdempotencyRequest } from './idempotency-request';
-import { assertKeySource, type KeySource } from './keys/key-source';
+import { assertKeySource } from './keys/key-source';
+import { assertMutationKeySource, isMutationKeySourceItem } from './graphql/mutation-keys';
+import type { IdempotentMutationOptions } from './graphql/mutation-options';
 import { assertMessageKeySource, isMessageKeySource } from './messages/message-keys';
 import type { IdempotentMessageOptions } from './messages/message-options';
 
+/**
+ * Makes a route (or every route of a controller), or a GraphQL mutation resolver (or every mutation of a resolver
+ * class), idempotent: each (scope, key) runs the handler once, and every repeat gets the first answer. Options
+ * override the `forRoot()` defaults for this route.
+ *
+ * @example
+ * \@Post('orders') \@Idempotent()                          // key from the Idempotency-Key header
+ * \@Post('webhooks/stripe') \@Idempotent({ key: 'stripe' }) // Stripe's event id
+ * \@Post('x') \@Idempotent({ key: (req: Request) => req.body.eventId, onInFlight: 'wait' })
+ * \@Mutation(() => Order) \@Idempotent({ key: { argument: 'idempotencyKey' } }) // see docs/graphql.md
+ */
+export function Idempotent<TRequest = IdempotencyRequest>(options?: IdempotentOptions<TRequest>): ClassDecorator & MethodDecorator;
 /**
  * Also on an `@EventPattern()` or `@MessagePattern()` handler: each message key runs the handler once (docs/messages.md).
  *
@@ -14,23 +28,19 @@ import type { IdempotentMessageOptions } from './messages/message-options';
  * \@MessagePattern('quote') \@Idempotent({ key: { path: 'requestId' } })
  */
 export function Idempotent<TPayload = unknown, TContext = unknown>(options: IdempotentMessageOptions<TPayload, TContext>): ClassDecorator & MethodDecorator;
-/**
- * Makes a route (or every route of a controller) idempotent: each (scope, key) runs the handler once,
- * and every repeat gets the first answer. Options override the `forRoot()` defaults for this route.
- *
- * @example
- * \@Post('orders') \@Idempotent()                          // key from the Idempotency-Key header
- * \@Post('webhooks/stripe') \@Idempotent({ key: 'stripe' }) // Stripe's event id
- * \@Post('x') \@Idempotent({ key: (req: Request) => req.body.eventId, onInFlight: 'wait' })
- */
-export function Idempotent<TRequest = IdempotencyRequest>(options?: IdempotentOptions<TRequest>): ClassDecorator & MethodDecorator;
-export function Idempotent(options: IdempotentOptions | IdempotentMessageOptions = {}): ClassDecorator & MethodDecorator {
-  // The rest (durations, and what depends on the module's defaults) is checked at start, with the route named.
+export function Idempotent<TArgs = Record<string, unknown>, TContext = unknown>(
+  options: IdempotentMutationOptions<TArgs, TContext>,
+): ClassDecorator & MethodDecorator;
+export function Idempotent(
+  options: IdempotentOptions<never> | IdempotentMutationOptions<never> | IdempotentMessageOptions = {},
+): ClassDecorator & MethodDecorator {
+  // The rest (durations, and what depends on the module's defaults) is checked at start, with the route named;
+  // whether a key source fits is known there too (a mutation's may read an argument, a message's its id or a path).
   const where = '@Idempotent()';
-  if (options.key !== undefined) {
-    // Which kind of handler it decorates is known at start, where a message source on an HTTP route fails.
-    if (isMessageKeySource(options.key)) assertMessageKeySource(options.key, where);
-    else assertKeySource(options.key as KeySource<never>, where);
-  }
+  const { key } = options;
+  const items: readonly unknown[] = key === undefined ? [] : Array.isArray(key) ? key : [key];
+  if (isMessageKeySource(key)) assertMessageKeySource(key, where);
+  else if (items.some((item) => typeof item === 'object' && item !== null && 'argument' in item)) assertMutationKeySource(key, where);
+  else if (!items.every(isMutationKeySourceItem)) assertKeySource(key as IdempotentOptions<never>['key'] & object, where);
   return SetMetadata(IDEMPOTENT_OPTIONS, options);
 }

@@ -10,12 +10,16 @@ export { IdempotencyContext } from './idempotency-context';
 export { IdempotencyKey } from './idempotency-key.decorator';
 export { runInClaimContext, type ClaimIdentity, type ClaimRef } from './claim/claim-context';
 export { JobOutbox } from './outbox/job-outbox';
+export { IdempotencyApolloPlugin } from './graphql/apollo-plugin';
+export { IdempotencyGraphQLError } from './graphql/mutation-errors';
 export { OutboxRelay } from './outbox/outbox-relay';
 
 export type { EventOrder, FingerprintFunction, IdempotencyModuleOptions, IdempotentOptions, RedisStoreOptions, ScopeFunction } from './idempotency.options';
 export type { Duration } from './duration';
 export type { IdempotencyRequest } from './idempotency-request';
 export type { KeyFunction, KeySource } from './keys/key-source';
+export type { GraphQLMutationCall } from './graphql/mutation-call';
+export type { IdempotentMutationOptions, MutationKeyFunction, MutationKeySource } from './graphql/mutation-options';
 export type { OutboxOptions } from './outbox/outbox.options';
 export type { EncryptionOptions } from './storage/encryption/response-encryption';
 export type { MetricsRegistry } from './observability/idempotency-metrics';

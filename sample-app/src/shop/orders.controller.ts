@@ -1,29 +1,13 @@
-import {
-  BadRequestException,
-  Body,
-  Controller,
-  Get,
-  NotFoundException,
-  Param,
-  ParseIntPipe,
-  type PipeTransform,
-  Post,
-  UnprocessableEntityException,
-} from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, NotFoundException, Param, ParseIntPipe, type PipeTransform, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type ClaimIdentity, Idempotent, IdempotencyKey, IdempotentTransaction } from 'nestjs-idempotency';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Order } from './order.entity';
 import { PaymentProviderClient } from './payment-provider.client';
-import { Product } from './product.entity';
+import { type PlaceOrder, placeOrder } from './place-order';
 
 /** The catalogue has no prices: every item costs 5.00 here. */
 const UNIT_PRICE_CENTS = 500;
-
-export interface PlaceOrder {
-  sku: string;
-  quantity: number;
-}
 
 /** A malformed body is refused by a pipe, before the handler: the key is released for a corrected retry. */
 class ParsePlaceOrder implements PipeTransform<unknown, PlaceOrder> {
@@ -49,16 +33,8 @@ export class OrdersController {
    */
   @Post()
   @Idempotent({ transaction: true })
-  async place(@Body(ParsePlaceOrder) order: PlaceOrder, @IdempotentTransaction() em: EntityManager) {
-    const product = await em.findOne(Product, { where: { sku: order.sku }, lock: { mode: 'pessimistic_write' } });
-    if (!product) throw new NotFoundException(`No product with sku "${order.sku}".`);
-    if (product.stock < order.quantity) {
-      throw new UnprocessableEntityException(`Only ${product.stock} of "${order.sku}" left.`);
-    }
-    product.stock -= order.quantity;
-    await em.save(product);
-    const saved = await em.save(em.create(Order, { sku: order.sku, quantity: order.quantity }));
-    return { order: saved, remainingStock: product.stock };
+  place(@Body(ParsePlaceOrder) order: PlaceOrder, @IdempotentTransaction() em: EntityManager) {
+    return placeOrder(em, order);
   }
 
   /**
