@@ -13,7 +13,15 @@ import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource, type EntityManager } from 'typeorm';
-import { IdempotencyModule, Idempotent, type IdempotentMessageOptions, IdempotentTransaction, idempotencyMigrations } from 'nestjs-idempotency';
+import {
+  type ClaimIdentity,
+  IdempotencyKey,
+  IdempotencyModule,
+  Idempotent,
+  type IdempotentMessageOptions,
+  IdempotentTransaction,
+  idempotencyMigrations,
+} from 'nestjs-idempotency';
 
 // The channel class that amqp-connection-manager's channels are made of (not an exported path of amqplib).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -120,6 +128,14 @@ class ConsumerController {
     if (work.holdMs) await sleep(work.holdMs);
     this.settle(context);
     return { quoteId: randomUUID(), amount: work.amount * 1.1, at: new Date(), lines: [1, 2.5, 'x', null], pid: process.pid };
+  }
+
+  /** The claim's identity, as a handler that calls a downstream API reads it. */
+  @MessagePattern('identity')
+  @idempotent({ ack: true, key: { path: 'label' } })
+  identity(@Ctx() context: RmqContext, @IdempotencyKey() claim?: ClaimIdentity) {
+    this.settle(context);
+    return claim && { scope: claim.scope, key: claim.key, attempt: claim.attempt, charge: claim.derive('charge') };
   }
 
   @MessagePattern('refuse')

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { deriveKey } from '../../libs/idempotency/src/claim/claim-context';
 import { createSchema, dropSchema } from '../support/database';
 import { exited, MessageConsumers, until } from '../support/message-consumers';
 import { queueName, RawBroker } from '../support/rabbitmq';
@@ -103,6 +104,17 @@ describe('RabbitMQ consumers', () => {
     expect(two.content.equals(one.content)).toBe(true);
     expect(await group.count('effects', label)).toBe(1);
     await until(() => group.acked(label) === 2);
+  });
+
+  it("the handler runs in its claim's context: @IdempotencyKey() gives the scope, key and derived keys", async () => {
+    const group = await consumers('identity');
+    await group.start();
+    const replies = await broker.replies();
+    const label = randomUUID();
+    broker.publish(group.queue, 'identity', { label }, { id: 'identity', replyTo: replies.queue });
+    const reply = JSON.parse((await replies.next()).content.toString()) as { response: unknown };
+
+    expect(reply.response).toEqual({ scope: 'message:identity', key: label, attempt: 1, charge: deriveKey('message:identity', label, 'charge') });
   });
 
   it('an RpcException is the handler answer: stored, and replayed as the same error reply', async () => {

@@ -1,5 +1,6 @@
 import { type CallHandler, Logger } from '@nestjs/common';
 import { defer, EMPTY, finalize, from, lastValueFrom, mergeMap, type Observable, tap } from 'rxjs';
+import { type ClaimRef, runInClaimContext } from '../claim/claim-context';
 import type { HeldClaim } from '../claim/held-claim';
 import { release } from '../http/claimed-run';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error';
@@ -13,13 +14,23 @@ const logger = new Logger('Idempotency');
  * Runs a message handler under its held claim, the one place where it runs: the handler's values are stored
  * before the transport sees any of them (a reply goes out only once it can be replayed), then acknowledged.
  * A failure gives the key back and sends the message back to the queue; an `RpcException` is the handler's
- * answer, stored and acknowledged like a value.
+ * answer, stored and acknowledged like a value. The handler, and all it starts, runs in the claim's context
+ * (`@IdempotencyKey()`, `IdempotencyContext`).
  */
-export function runClaimedMessage(claim: HeldClaim, plan: MessagePlan, next: CallHandler, acks: Acknowledger | undefined): Observable<unknown> {
+export function runClaimedMessage(
+  claim: HeldClaim,
+  identity: Omit<ClaimRef, 'attempt'>,
+  plan: MessagePlan,
+  next: CallHandler,
+  acks: Acknowledger | undefined,
+): Observable<unknown> {
   return defer(async () => {
     const values: unknown[] = [];
     try {
-      await lastValueFrom(next.handle().pipe(tap((value) => values.push(value))), { defaultValue: undefined });
+      // Called and subscribed inside the context (Nest binds the handler to the async context of handle()'s call).
+      await runInClaimContext({ ...identity, attempt: claim.attempt }, () =>
+        lastValueFrom(next.handle().pipe(tap((value) => values.push(value))), { defaultValue: undefined }),
+      );
     } catch (error) {
       if (!isRpcException(error)) return failed(claim, plan, acks, error);
       await store(claim, plan, acks, () => storedError(error, plan.maxResponseBytes, plan.name));

@@ -88,7 +88,7 @@ export class MessageClaims {
         if (claim.mode === 'transaction' && typeof transportContext === 'object' && transportContext !== null) {
           (transportContext as Record<symbol, unknown>)[IDEMPOTENT_TRANSACTION] = claim.manager;
         }
-        return runClaimedMessage(claim, plan, next, acks);
+        return runClaimedMessage(claim, { scope, key }, plan, next, acks);
       }
     }
   }
