@@ -9,7 +9,7 @@ import { IdempotencyConfigurationError } from '../errors/configuration.errors';
  * await stripe.paymentIntents.create(params, { idempotencyKey: claim.derive('charge') });
  */
 export interface ClaimIdentity {
-  /** The record's scope, as stored (for HTTP: `[provider:]METHOD /route[#tenant]`; for `run()`: its `scope`). */
+  /** The record's scope, as stored (HTTP: `[provider:]METHOD /route[#tenant]`; a message: `message:<pattern>[#tenant]`; `run()`: its `scope`). */
   readonly scope: string;
   /** The idempotency key, as stored. */
   readonly key: string;
