@@ -19,6 +19,7 @@ import { Connection as MySqlConnection } from 'mysql2';
 import { Client } from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations, mysqlIdempotencyMigrations } from 'nestjs-idempotency';
+import { type Order, PostgresFloorController, RedisFloorController } from './floor';
 
 const schema = process.env.SCHEMA ?? 'public';
 const pool = Number(process.env.POOL ?? 10);
@@ -36,11 +37,6 @@ function countCalls<T extends { query: (...args: never[]) => unknown }>(prototyp
   prototype.query = counted;
 }
 countCalls(mariadb ? MySqlConnection.prototype : Client.prototype);
-
-interface Order {
-  ref: string;
-  amount: number;
-}
 
 @Controller()
 class OrdersController {
@@ -119,7 +115,8 @@ const redisStore = process.env.STORE === 'redis';
         : undefined,
     }),
   ],
-  controllers: [redisStore ? OrdersController : TransactionController],
+  // The floors (bench/floor.ts): on PostgreSQL and on Redis, beside the library's routes.
+  controllers: redisStore ? [OrdersController, RedisFloorController] : mariadb ? [TransactionController] : [TransactionController, PostgresFloorController],
 })
 class BenchAppModule {}
 
