@@ -152,7 +152,12 @@ async function main(): Promise<void> {
     for (const each of selected) await run(each, 1);
     const rounds = new Map<Scenario, Measured[]>();
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const each of selected) {
+      // In an A/B run, every other round drives the other build first, so that neither gets the better slot.
+      const inOrder =
+        round % 2 === 0
+          ? selected.map((each, i) => (selected[i + 1]?.app === `${each.app}-b` ? selected[i + 1] : each.app.endsWith('-b') ? selected[i - 1] : each))
+          : selected;
+      for (const each of inOrder) {
         rounds.set(each, [...(rounds.get(each) ?? []), await run(each)]);
         process.stderr.write(`round ${round}/${ROUNDS}: ${each.name}\n`);
       }
@@ -171,7 +176,7 @@ async function main(): Promise<void> {
       return { scenario: each.name, app: each.app, connections: each.connections, ...result, ratio: result.reqPerSec / ratioTo(baseline), addedP50 };
     });
     printTable(rows);
-    const abRows = AB ? compareBuilds(selected, median) : [];
+    const abRows = AB ? compareBuilds(selected, (each) => rounds.get(each)!) : [];
     if (AB) printAb(abRows, AB);
     if (!full) {
       const file = join(tmpdir(), `bench-${AB ? 'ab' : 'only'}-${Date.now()}.json`);

@@ -138,15 +138,19 @@ export function printModel({ roundTripMs, commitMs, rows }: ReturnType<typeof mo
 export interface AbRow {
   scenario: string;
   connections: number;
-  /** This build's req/s over the other's (BENCH_AB), same run, interleaved rounds. */
+  /** Median req/s of this build and of the other (BENCH_AB). */
   reqPerSec: [number, number];
+  /** Medians of the ratios this/other of each round: the two ran one after the other, so each pair saw the same load. */
   ratio: number;
+  cpuRatio: number;
   p50: [number, number];
   appCpu: [number, number];
+  rounds: number;
 }
 
-/** Each scenario of the other build beside this build's twin. */
-export function compareBuilds(scenarios: Scenario[], median: (scenario: Scenario) => Measured): AbRow[] {
+/** Each scenario of the other build beside this build's twin, compared round by round. */
+export function compareBuilds(scenarios: Scenario[], roundsOf: (scenario: Scenario) => Measured[]): AbRow[] {
+  const middle = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   return scenarios
     .filter((scenario) => scenario.app.endsWith('-b'))
     .map((other) => {
@@ -154,24 +158,26 @@ export function compareBuilds(scenarios: Scenario[], median: (scenario: Scenario
         (scenario) =>
           `${scenario.app}-b` === other.app && scenario.path === other.path && scenario.keys === other.keys && scenario.connections === other.connections,
       )!;
-      const [a, b] = [median(twin), median(other)];
+      const [a, b] = [roundsOf(twin), roundsOf(other)];
       return {
         scenario: twin.name,
         connections: twin.connections,
-        reqPerSec: [a.reqPerSec, b.reqPerSec],
-        ratio: a.reqPerSec / b.reqPerSec,
-        p50: [a.p50, b.p50],
-        appCpu: [a.cpu.app, b.cpu.app],
+        reqPerSec: [middle(a.map((m) => m.reqPerSec)), middle(b.map((m) => m.reqPerSec))],
+        ratio: middle(a.map((m, i) => m.reqPerSec / b[i].reqPerSec)),
+        cpuRatio: middle(a.map((m, i) => m.cpu.app / b[i].cpu.app)),
+        p50: [middle(a.map((m) => m.p50)), middle(b.map((m) => m.p50))],
+        appCpu: [middle(a.map((m) => m.cpu.app)), middle(b.map((m) => m.cpu.app))],
+        rounds: a.length,
       };
     });
 }
 
 export function printAb(rows: AbRow[], other: string): void {
-  console.log(`\nA/B: this build against ${other}, side by side (req/s this/other; p50 ms; app CPU ms/req)`);
+  console.log(`\nA/B: this build against ${other}, side by side; medians of the per-round ratios this/other (req/s; app CPU per request)`);
   for (const row of rows) {
     console.log(
-      `  ${row.scenario}: ${row.reqPerSec[0].toFixed(0)} / ${row.reqPerSec[1].toFixed(0)} = ${row.ratio.toFixed(3)}x; ` +
-        `p50 ${row.p50[0].toFixed(2)} / ${row.p50[1].toFixed(2)}; CPU ${row.appCpu[0].toFixed(3)} / ${row.appCpu[1].toFixed(3)}`,
+      `  ${row.scenario}: req/s ${row.ratio.toFixed(3)}x (${row.reqPerSec[0].toFixed(0)} / ${row.reqPerSec[1].toFixed(0)}); ` +
+        `app CPU/req ${row.cpuRatio.toFixed(3)}x (${row.appCpu[0].toFixed(3)} / ${row.appCpu[1].toFixed(3)} ms); p50 ${row.p50[0].toFixed(2)} / ${row.p50[1].toFixed(2)} ms; ${row.rounds} rounds`,
     );
   }
 }
