@@ -70,7 +70,9 @@ class OrdersController {
 
   @Get('queries')
   queries() {
-    return { statements };
+    // The process' CPU time in µs: finer than /proc's 10 ms ticks, for A/B comparisons of short rounds.
+    const { user, system } = process.cpuUsage();
+    return { statements, cpuMicros: user + system };
   }
 }
 

@@ -118,23 +118,26 @@ async function main(): Promise<void> {
     servers.push(...started.values());
     const urlOf = (name: App) => started.get(name)!.url;
 
-    const statements = async (name: App) =>
-      name === 'peer' ? 0 : ((await (await fetch(`${urlOf(name)}/queries`)).json()) as { statements: number }).statements;
+    const counters = async (name: App) =>
+      name === 'peer'
+        ? { statements: 0, cpuMicros: Number.NaN }
+        : ((await (await fetch(`${urlOf(name)}/queries`)).json()) as { statements: number; cpuMicros: number });
     const redisCommands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
     const replayKeys = new Map<string, string[]>();
     const run = async (each: Scenario, duration = DURATION): Promise<Measured> => {
       const pid = started.get(each.app)!.process.pid!;
-      const [pgBefore, redisBefore, cpuBefore] = [await statements(each.app), await redisCommands(), cpuTimes(pid)];
+      const [before, redisBefore, cpuBefore] = [await counters(each.app), await redisCommands(), cpuTimes(pid)];
       const measured = await drive(urlOf(each.app), each, duration, replayKeys.get(`${each.app} ${each.path}`));
-      const [pgAfter, redisAfter, cpuAfter] = [await statements(each.app), await redisCommands(), cpuTimes(pid)];
+      const [after, redisAfter, cpuAfter] = [await counters(each.app), await redisCommands(), cpuTimes(pid)];
       const perRequest = (before: number, after: number) => (after - before) / measured.requests;
       return {
         ...measured,
-        sql: perRequest(pgBefore, pgAfter),
+        sql: perRequest(before.statements, after.statements),
         // Reading the counters costs Redis one command (INFO) of its own.
         redis: perRequest(redisBefore, redisAfter - 1),
         cpu: (({ app: appCpu, postgres, mariadb, redis: redisCpu }) => ({
-          app: appCpu / measured.requests,
+          // The app's own count where it has one (bench/app.ts); the peer's from /proc.
+          app: Number.isNaN(before.cpuMicros) ? appCpu / measured.requests : perRequest(before.cpuMicros, after.cpuMicros) / 1000,
           db: (each.app === 'mariadb' ? mariadb : postgres) / measured.requests,
           redis: redisCpu / measured.requests,
         }))(cpuBetween(cpuBefore, cpuAfter)),
