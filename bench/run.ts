@@ -95,6 +95,7 @@ async function main(): Promise<void> {
     await db.query(`CREATE TABLE "${schema}".orders (id bigserial PRIMARY KEY, ref text NOT NULL, amount int NOT NULL)`);
     await db.query(`CREATE TABLE "${schema}".products (id int PRIMARY KEY, stock bigint NOT NULL)`);
     await db.query(`INSERT INTO "${schema}".products SELECT id, 1000000000 FROM generate_series(1, ${PRODUCTS}) AS id`);
+    await db.query(`CREATE TABLE "${schema}".calibration AS SELECT 0::bigint AS commits`);
     await maria.query(`CREATE DATABASE \`${schema}\``);
     await maria.query(`CREATE TABLE \`${schema}\`.orders (id bigint AUTO_INCREMENT PRIMARY KEY, ref text NOT NULL, amount int NOT NULL)`);
     const env = { DATABASE_URL, REDIS_URL, SCHEMA: schema, POOL: String(POOL), KEY_PREFIX: keyPrefix, PRODUCTS: String(PRODUCTS) };

@@ -22,7 +22,7 @@ export const NAMES = {
   peerReplays: 'peer: replays (Redis)',
   calibrateNone: 'calibration: a route without I/O',
   calibrateSelect: 'calibration: SELECT 1 (one round trip)',
-  calibrateCommit: 'calibration: an empty commit that flushes (SELECT txid_current())',
+  calibrateCommit: 'calibration: a commit that flushes (UPDATE of a one-row table)',
 } as const;
 
 export const ONE_CONNECTION = ', 1 connection';
