@@ -5,6 +5,7 @@
  *   npm run bench        (BENCH_DURATION=5 seconds per run, BENCH_ROUNDS=3)
  *   BENCH_ONLY=<regex>   only the scenarios whose name matches (no targets, no hot key, no results.json)
  *   BENCH_AB=<git ref or dist folder>   also runs this app on the other build of the library, beside this one
+ *   BENCH_HOT=1          with BENCH_ONLY: the hot key too, where the scenarios start the PostgreSQL app
  *
  * Starts bench/app.ts (ours, on PostgreSQL, on Redis, and on MariaDB through the MySQL store) and
  * bench/peer/app.js (@node-idempotency/nestjs with its Redis adapter, installed in its own folder on first use)
@@ -182,6 +183,11 @@ async function main(): Promise<void> {
     printTable(rows);
     const abRows = AB ? compareBuilds(selected, (each) => rounds.get(each)!) : [];
     if (AB) printAb(abRows, AB);
+    if (!full && process.env.BENCH_HOT === '1' && started.has('ours')) {
+      const count = async (ref: string) =>
+        Number((await db.query<{ count: string }>(`SELECT count(*) FROM "${schema}".orders WHERE ref = $1`, [ref])).rows[0].count);
+      printHotKey([await hot(urlOf('ours'), '/transaction', count), await hot(urlOf('ours'), '/wait', count)], POOL);
+    }
     if (!full) {
       const file = join(tmpdir(), `bench-${AB ? 'ab' : 'only'}-${Date.now()}.json`);
       writeFileSync(
