@@ -1,13 +1,16 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
+import { GraphQLModule } from '@nestjs/graphql';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { idempotencyEntities, idempotencyMigrations, IdempotencyModule } from 'nestjs-idempotency';
+import { IdempotencyApolloPlugin, idempotencyEntities, idempotencyMigrations, IdempotencyModule } from 'nestjs-idempotency';
 import { IdempotencyHealthModule } from 'nestjs-idempotency/terminus';
 import { HealthController } from './health.controller';
 import type { Database } from './database';
 import { CreateShop1763900000100 } from './shop/migrations/1763900000100-create-shop';
 import { Order } from './shop/order.entity';
 import { OrdersController } from './shop/orders.controller';
+import { OrdersResolver } from './shop/orders.resolver';
 import { Payment } from './shop/payment.entity';
 import { PaymentsController } from './shop/payments.controller';
 import { CreateWebhookTables1763900000200 } from './webhooks/migrations/1763900000200-create-webhook-tables';
@@ -23,6 +26,10 @@ import { ReceiptsController } from './fulfilment/receipts.controller';
 import { Product } from './shop/product.entity';
 import { StockController } from './shop/stock.controller';
 import { MetricsController } from './metrics/metrics.controller';
+import { CreateProviderCharges1763900000400 } from './provider/migrations/1763900000400-create-provider-charges';
+import { ProviderCharge } from './provider/provider-charge.entity';
+import { PaymentProviderModule } from './provider/payment-provider.module';
+import { PaymentProviderClient } from './shop/payment-provider.client';
 
 @Module({})
 export class AppModule {
@@ -33,8 +40,14 @@ export class AppModule {
         TypeOrmModule.forRoot({
           ...database.options,
           type: 'postgres',
-          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, ...idempotencyEntities],
-          migrations: [CreateShop1763900000100, CreateWebhookTables1763900000200, CreateReceipts1763900000300, ...idempotencyMigrations],
+          entities: [Product, Order, Payment, WebhookEvent, Subscription, Receipt, ProviderCharge, ...idempotencyEntities],
+          migrations: [
+            CreateShop1763900000100,
+            CreateWebhookTables1763900000200,
+            CreateReceipts1763900000300,
+            CreateProviderCharges1763900000400,
+            ...idempotencyMigrations,
+          ],
           migrationsRun: true,
           synchronize: false,
         }),
@@ -53,9 +66,12 @@ export class AppModule {
         }),
         TerminusModule,
         IdempotencyHealthModule,
+        PaymentProviderModule,
+        // placeOrder over GraphQL at /graphql; the plugin marks replays in extensions.idempotency.
+        GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, plugins: [new IdempotencyApolloPlugin()] }),
       ],
       controllers: [OrdersController, PaymentsController, StockController, WebhooksController, ReceiptsController, MetricsController, HealthController],
-      providers: [FulfilmentWorker],
+      providers: [FulfilmentWorker, PaymentProviderClient, OrdersResolver],
     };
   }
 }

@@ -6,6 +6,7 @@ import { chooseDatabase } from './database';
 import { StartupError } from './startup-error';
 import { defaultedSecrets } from './webhooks/webhook-secrets';
 import { redisUrl } from './fulfilment/fulfilment';
+import { PaymentProviderClient } from './shop/payment-provider.client';
 
 async function bootstrap(logger: Logger): Promise<void> {
   const redis = redisUrl();
@@ -23,8 +24,13 @@ async function bootstrap(logger: Logger): Promise<void> {
     `Try: curl -i -X POST ${await app.getUrl()}/orders -H 'Idempotency-Key: order-1' ` +
       `-H 'Content-Type: application/json' -d '{"sku":"widget","quantity":2}'`,
   );
+  logger.log(
+    `GraphQL: POST ${await app.getUrl()}/graphql, e.g. curl -X POST ${await app.getUrl()}/graphql -H 'Idempotency-Key: order-2' ` +
+      `-H 'Content-Type: application/json' -d '{"query":"mutation { placeOrder(sku: \\"widget\\", quantity: 1) { order { id } remainingStock } }"}'`,
+  );
   const defaults = defaultedSecrets();
   if (defaults.length > 0) logger.warn(`Webhook secrets for local trials (set them to use your own): ${defaults.join(' ')}`);
+  logger.log(`Payments: POST /orders/:id/pay charges at the payment provider of ${app.get(PaymentProviderClient).describe()}`);
   logger.log(`Webhooks: POST /webhooks/stripe, /webhooks/github, /webhooks/standard; signed test deliveries: npm run sample:deliver -- ${await app.getUrl()}`);
 }
 

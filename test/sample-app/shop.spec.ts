@@ -152,4 +152,29 @@ describe.each([
     expect(output).toMatch(/checkout.session.completed cs_\w+, 20 at once\s+200, 19 x 200 idempotent-replayed: true\n/);
     expect(output).toMatch(/GET \/receipts: 1 receipt for cs_\w+ \(shipped\)/);
   });
+
+  it('places an order over GraphQL once for concurrent duplicates, replaying the same data marked in extensions', async () => {
+    const key = randomUUID();
+    const stockOf = async (sku: string) =>
+      (await send(shop.url, '/stock', { method: 'GET' })).json<Array<{ sku: string; stock: number }>>().find((product) => product.sku === sku)?.stock;
+    const before = await stockOf('widget');
+    const query = 'mutation($sku: String!, $quantity: Int!) { placeOrder(sku: $sku, quantity: $quantity) { order { id sku createdAt } remainingStock } }';
+    const place = (variables: Record<string, unknown>, withKey = key) =>
+      send(shop.url, '/graphql', { key: withKey, body: { query, variables } }).then((reply) =>
+        reply.json<{ data?: unknown; errors?: Array<{ extensions: { code: string } }>; extensions?: { idempotency: { replayed: boolean } } }>(),
+      );
+    const replies = await Promise.all(Array.from({ length: postgres ? 20 : 5 }, () => place({ sku: 'widget', quantity: 2 })));
+    expect(new Set(replies.map((reply) => JSON.stringify(reply.data))).size).toBe(1);
+    expect(replies.filter((reply) => reply.extensions?.idempotency.replayed)).toHaveLength(replies.length - 1);
+    expect(await stockOf('widget')).toBe((before as number) - 2);
+    // The same key with another quantity is refused; an unknown sku is a stored answer, replayed as it was.
+    expect((await place({ sku: 'widget', quantity: 3 })).errors?.[0]?.extensions.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    const other = randomUUID();
+    const unknown = await place({ sku: 'no-such-sku', quantity: 1 }, other);
+    expect(unknown.errors).toHaveLength(1);
+    expect(await place({ sku: 'no-such-sku', quantity: 1 }, other)).toEqual({
+      ...unknown,
+      extensions: { idempotency: { replayed: true, fields: { placeOrder: { replayed: true } } } },
+    });
+  });
 });

@@ -1,4 +1,4 @@
-import { type INestApplication, type LoggerService, Module } from '@nestjs/common';
+import { type DynamicModule, type INestApplication, type LoggerService, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
@@ -32,6 +32,9 @@ export interface TestAppOptions {
   /** Options of each PostgreSQL connection, as libpq takes them (`-c name=value`). */
   connectionOptions?: string;
   controllers?: Array<new (...args: never[]) => unknown>;
+  /** Modules (GraphQLModule) and providers (resolvers) besides the controllers. */
+  imports?: Array<DynamicModule | (new (...args: never[]) => unknown)>;
+  providers?: Array<new (...args: never[]) => unknown>;
   /** Entities besides the effects table. */
   entities?: Array<new () => unknown>;
   /** Where the app logs; default nowhere. */
@@ -50,8 +53,10 @@ export async function startApp(platform: Platform, options: TestAppOptions): Pro
         synchronize: true,
       }),
       IdempotencyModule.forRoot({ purgeInterval: 0, ...options.idempotency }),
+      ...(options.imports ?? []),
     ],
     controllers: options.controllers ?? [EffectsController, ClassLevelController],
+    providers: options.providers ?? [],
   })
   class TestAppModule {}
 

@@ -2,7 +2,7 @@ import { Body, Controller, HttpCode, HttpException, Post } from '@nestjs/common'
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Column, DataSource, Entity, type EntityManager, PrimaryColumn } from 'typeorm';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Idempotent, IdempotencyService, IdempotentTransaction, VerifyWebhook, type WebhookProvider } from 'nestjs-idempotency';
+import { Idempotent, IdempotencyService, type IdempotentOptions, IdempotentTransaction, VerifyWebhook, type WebhookProvider } from 'nestjs-idempotency';
 import { Effect } from './effects.controller';
 import { PAYPAL, PAYPAL_CERT_URL } from './paypal-certificate';
 
@@ -102,7 +102,7 @@ export interface SubscriptionEvent extends DeliveryBody {
 }
 
 /** The same route shape for each provider verified by hand-written checks. */
-function providerController(provider: WebhookProvider, key: Parameters<typeof Idempotent>[0]) {
+function providerController(provider: WebhookProvider, key: IdempotentOptions) {
   @Controller('hooks')
   class ProviderController {
     constructor(@InjectDataSource() readonly dataSource: DataSource) {}

@@ -5,6 +5,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import { type Observable, of } from 'rxjs';
 import { ClaimCoordinator } from './claim/claim-coordinator';
+import { runInClaimContext } from './claim/claim-context';
 import type { BeginOutcome, HeldClaim } from './claim/held-claim';
 import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
 import {
@@ -23,6 +24,7 @@ import { holdResponse, writeWhole } from './http/response-capture';
 import type { CapturedResponse, ReplacementResponse } from './http/response-message';
 import { toReplay, toStoredResponse } from './http/replay';
 import { IDEMPOTENT_TRANSACTION, REJECTED_BY_PIPES } from './idempotency.constants';
+import { IdempotentMutations } from './graphql/idempotent-mutations';
 import type { RoutePlan } from './plan/route-plan';
 import { type IdempotencyRequest, routePath } from './idempotency-request';
 import { findKey } from './keys/key-source';
@@ -60,9 +62,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     private readonly adapterHost: HttpAdapterHost,
     private readonly coordinator: ClaimCoordinator,
     private readonly plans: RoutePlans,
+    private readonly mutations: IdempotentMutations,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType<string>() === 'graphql') return this.mutations.intercept(context, next);
     const options = context.getType() === 'http' ? this.routeOptions(context) : null;
     if (!options) return next.handle();
     return afterPromise(() => this.handle(context, next, options));
@@ -106,7 +110,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
             if (stale) return this.answerWith(context, response, stale, ownHeaders);
           }
           if (claim.mode === 'transaction') request[IDEMPOTENT_TRANSACTION] = claim.manager;
-          return runClaimed(claim, options, request, rawResponse(response), next, ownHeaders, (...args) => this.finish(...args));
+          // runClaimed starts the handler before it returns: the handler, and all it starts, sees the claim.
+          return runInClaimContext({ scope, key: found.key, attempt: claim.attempt }, () =>
+            runClaimed(claim, options, request, rawResponse(response), next, ownHeaders, (...args) => this.finish(...args)),
+          );
         }
       }
     } catch (error) {

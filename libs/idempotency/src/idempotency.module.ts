@@ -10,6 +10,7 @@ import {
 } from './idempotency.module-definition';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyService } from './idempotency.service';
+import { IdempotencyContext } from './idempotency-context';
 import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { IdempotencyMetrics } from './observability/idempotency-metrics';
@@ -19,6 +20,8 @@ import { withEncryptionAtRest } from './storage/encryption/encrypted-store';
 import { IDEMPOTENCY_STORE } from './storage/idempotency-store';
 import { OpenedStore, openStore } from './storage/open-store';
 import { RoutePlans } from './plan/route-plans';
+import { MutationPlans } from './graphql/mutation-plans';
+import { IdempotentMutations } from './graphql/idempotent-mutations';
 
 /**
  * Makes `@Idempotent()` routes work across the app and provides `IdempotencyService`. It is global:
@@ -69,8 +72,11 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         inject: [OpenedStore, IDEMPOTENCY_MODULE_OPTIONS],
       },
       RoutePlans,
+      MutationPlans,
+      IdempotentMutations,
       ClaimCoordinator,
       IdempotencyService,
+      IdempotencyContext,
       { provide: OUTBOX_DATA_SOURCE, useFactory: (dataSource?: DataSourceLike) => dataSource ?? null, inject: source.inject },
       JobOutbox,
       {
@@ -96,6 +102,6 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
     ],
     // The options are exported for the guard of @VerifyWebhook(), which Nest builds in the controller's module.
     // OutboxRelay stays private: it is null where this process does not relay.
-    exports: [...(module.exports ?? []), IdempotencyService, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, RoutePlans],
+    exports: [...(module.exports ?? []), IdempotencyService, IdempotencyContext, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, RoutePlans],
   };
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManagerLike } from './storage/typeorm-like';
 import { ClaimCoordinator } from './claim/claim-coordinator';
+import { runInClaimContext } from './claim/claim-context';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
@@ -52,7 +53,8 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
   ): Promise<T>;
   async run<T>(key: string, fn: (manager: EntityManagerLike) => T | Promise<T>, options: RunOptions = {}): Promise<T> {
     const plan = resolveRunPlan(this.plans.defaults, options);
-    const outcome = await this.coordinator.begin({ ...plan, scope: options.scope ?? DEFAULT_RUN_SCOPE, key, fingerprint: options.fingerprint ?? null });
+    const scope = options.scope ?? DEFAULT_RUN_SCOPE;
+    const outcome = await this.coordinator.begin({ ...plan, scope, key, fingerprint: options.fingerprint ?? null });
     switch (outcome.status) {
       case 'completed':
         return decode<T>(outcome.response.body);
@@ -65,7 +67,8 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     let result: T;
     let body: Buffer;
     try {
-      result = await fn(claim.mode === 'transaction' ? claim.manager : (undefined as unknown as EntityManagerLike));
+      const manager = claim.mode === 'transaction' ? claim.manager : (undefined as unknown as EntityManagerLike);
+      result = await runInClaimContext({ scope, key, attempt: claim.attempt }, () => fn(manager));
       body = encode(result);
     } catch (error) {
       await claim.release().catch((releaseError: Error) =>

@@ -2,6 +2,7 @@ import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { EntityManagerLike } from './storage/typeorm-like';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
+import { mutationTransactionOf } from './graphql/mutation-transaction';
 
 /**
  * Injects the EntityManager of the claim's transaction (`@Idempotent({ transaction: true })`):
@@ -14,11 +15,13 @@ import { IDEMPOTENT_TRANSACTION } from './idempotency.constants';
  * }
  */
 export const IdempotentTransaction = createParamDecorator((_data: unknown, context: ExecutionContext): EntityManagerLike => {
-  const request = context.switchToHttp().getRequest<Record<symbol, EntityManagerLike | undefined>>();
-  const manager = request[IDEMPOTENT_TRANSACTION];
+  const manager =
+    context.getType<string>() === 'graphql'
+      ? mutationTransactionOf(context)
+      : context.switchToHttp().getRequest<Record<symbol, EntityManagerLike | undefined>>()[IDEMPOTENT_TRANSACTION];
   if (!manager) {
     throw new IdempotencyConfigurationError(
-      '@IdempotentTransaction() needs the route to be @Idempotent({ transaction: true }) (or that default in forRoot()).',
+      '@IdempotentTransaction() needs the route (or mutation) to be @Idempotent({ transaction: true }) (or that default in forRoot()).',
     );
   }
   return manager;

@@ -1,14 +1,13 @@
-import { BadRequestException, Body, Controller, Get, NotFoundException, type PipeTransform, Post, UnprocessableEntityException } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, NotFoundException, Param, ParseIntPipe, type PipeTransform, Post } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Idempotent, IdempotentTransaction } from 'nestjs-idempotency';
+import { type ClaimIdentity, Idempotent, IdempotencyKey, IdempotentTransaction } from 'nestjs-idempotency';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Order } from './order.entity';
-import { Product } from './product.entity';
+import { PaymentProviderClient } from './payment-provider.client';
+import { type PlaceOrder, placeOrder } from './place-order';
 
-export interface PlaceOrder {
-  sku: string;
-  quantity: number;
-}
+/** The catalogue has no prices: every item costs 5.00 here. */
+const UNIT_PRICE_CENTS = 500;
 
 /** A malformed body is refused by a pipe, before the handler: the key is released for a corrected retry. */
 class ParsePlaceOrder implements PipeTransform<unknown, PlaceOrder> {
@@ -23,7 +22,10 @@ class ParsePlaceOrder implements PipeTransform<unknown, PlaceOrder> {
 
 @Controller('orders')
 export class OrdersController {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly provider: PaymentProviderClient,
+  ) {}
 
   /**
    * Places an order once per Idempotency-Key. The stock decrement, the order row and the stored
@@ -31,16 +33,25 @@ export class OrdersController {
    */
   @Post()
   @Idempotent({ transaction: true })
-  async place(@Body(ParsePlaceOrder) order: PlaceOrder, @IdempotentTransaction() em: EntityManager) {
-    const product = await em.findOne(Product, { where: { sku: order.sku }, lock: { mode: 'pessimistic_write' } });
-    if (!product) throw new NotFoundException(`No product with sku "${order.sku}".`);
-    if (product.stock < order.quantity) {
-      throw new UnprocessableEntityException(`Only ${product.stock} of "${order.sku}" left.`);
-    }
-    product.stock -= order.quantity;
-    await em.save(product);
-    const saved = await em.save(em.create(Order, { sku: order.sku, quantity: order.quantity }));
-    return { order: saved, remainingStock: product.stock };
+  place(@Body(ParsePlaceOrder) order: PlaceOrder, @IdempotentTransaction() em: EntityManager) {
+    return placeOrder(em, order);
+  }
+
+  /**
+   * Pays an order once per Idempotency-Key, with a charge at the payment provider. Lease mode: the charge happens
+   * elsewhere, where no transaction of ours could undo it. The provider gets a key derived from this claim, so a
+   * retry after a crash (once the lease ran out) asks for the same charge, which the provider answers without
+   * charging again. The lease is short, and renewed while the handler runs: a dead attempt is taken over 5 s later.
+   */
+  @Post(':id/pay')
+  @Idempotent({ lease: '5s' })
+  async pay(@Param('id', ParseIntPipe) id: number, @IdempotencyKey() claim: ClaimIdentity) {
+    const orders = this.dataSource.getRepository(Order);
+    const order = await orders.findOneBy({ id });
+    if (!order) throw new NotFoundException(`No order ${id}.`);
+    const charge = await this.provider.charge({ amount: order.quantity * UNIT_PRICE_CENTS, reference: `order-${id}` }, claim.derive('charge'));
+    await orders.update({ id }, { paid: true });
+    return { order: { ...order, paid: true }, charge };
   }
 
   @Get()

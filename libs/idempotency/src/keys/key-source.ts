@@ -121,7 +121,7 @@ function fromHeader(request: IdempotencyRequest, name: string): string | undefin
   return value === undefined ? undefined : parseIdempotencyKeyHeader(value);
 }
 
-function validateKey(key: string): string {
+export function validateKey(key: string): string {
   if (key.length === 0) throw new IdempotencyKeyInvalidException('The idempotency key is empty.');
   if ([...key].length > MAX_KEY_LENGTH) {
     throw new IdempotencyKeyInvalidException(`The idempotency key is longer than ${MAX_KEY_LENGTH} characters.`);
