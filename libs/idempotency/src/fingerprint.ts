@@ -21,16 +21,23 @@ export function canonicalBody(body: unknown): Buffer {
 /** Hex sha-256 of the parts, each length-prefixed so that no two lists of parts hash alike. */
 export function sha256(...parts: Array<string | Buffer>): string {
   const hash = createHash('sha256');
+  // Strings go to the hash as they are (UTF-8), with their byte length: no copy of them as a Buffer first.
   for (const part of parts) {
-    const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
-    hash.update(`${bytes.length}:`).update(bytes);
+    if (typeof part === 'string') hash.update(`${Buffer.byteLength(part, 'utf8')}:`).update(part, 'utf8');
+    else hash.update(`${part.length}:`).update(part);
   }
   return hash.digest('hex');
 }
 
 /** The default fingerprint: method, request path (with its query) and the canonical body. */
 export function requestFingerprint(method: string, target: string, body: unknown): string {
-  return sha256(method.toUpperCase(), target, canonicalBody(body));
+  return sha256(method.toUpperCase(), target, canonicalText(body));
+}
+
+/** {@link canonicalBody} without the copy into a Buffer where the body is not bytes already. */
+function canonicalText(body: unknown): string | Buffer {
+  if (Buffer.isBuffer(body) || typeof body === 'string') return body;
+  return canonicalJson(body ?? null) ?? 'null';
 }
 
 /**

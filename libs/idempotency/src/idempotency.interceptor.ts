@@ -3,7 +3,7 @@ import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/comm
 import { RouteParamtypes } from '@nestjs/common/internal';
 import { HttpAdapterHost } from '@nestjs/core';
 import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
-import { defer, mergeMap, type Observable, of } from 'rxjs';
+import { type Observable, of } from 'rxjs';
 import { ClaimCoordinator } from './claim/claim-coordinator';
 import { runInClaimContext } from './claim/claim-context';
 import type { BeginOutcome, HeldClaim } from './claim/held-claim';
@@ -18,7 +18,7 @@ import {
 } from './errors/idempotency.errors';
 import { TransactionAbortedError } from './errors/transaction-aborted.error';
 import { fingerprintOf } from './fingerprint';
-import { internalError, problemResponse, release, routeOf, runClaimed } from './http/claimed-run';
+import { afterPromise, internalError, problemResponse, release, routeOf, runClaimed } from './http/claimed-run';
 import { type OwnHeaders, snapshotHeaders, withOwnHeaders } from './http/own-headers';
 import { holdResponse, writeWhole } from './http/response-capture';
 import type { CapturedResponse, ReplacementResponse } from './http/response-message';
@@ -72,7 +72,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     if (context.getType() === 'rpc') return this.messages.intercept(context, next);
     const options = context.getType() === 'http' ? this.routeOptions(context) : null;
     if (!options) return next.handle();
-    return defer(() => this.handle(context, next, options)).pipe(mergeMap((result$) => result$));
+    return afterPromise(() => this.handle(context, next, options));
   }
 
   protected async handle(context: ExecutionContext, next: CallHandler, options: RoutePlan): Promise<Observable<unknown>> {

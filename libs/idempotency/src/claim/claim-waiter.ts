@@ -1,5 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-
 /**
  * Pauses between two looks at an in-flight record, and wakes them at once when a claim on the same record
  * ends in this process: duplicates that reach the instance of the first request get its answer without
@@ -11,17 +9,21 @@ export class ClaimWaiter {
 
   /** Sleeps up to `ms`, or less if `wake(id)` is called meanwhile. */
   async pause(id: string, ms: number): Promise<void> {
-    const controller = new AbortController();
-    const wake = () => controller.abort();
+    // A plain timer and resolver: waking an aborted timers/promises sleep built an AbortError (with its stack)
+    // for each of the duplicates a burst on one key wakes at once.
+    let wake!: () => void;
+    let timer: NodeJS.Timeout | undefined;
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
+      timer = setTimeout(resolve, ms);
+    });
     const wakers = this.wakers.get(id) ?? new Set();
     wakers.add(wake);
     this.wakers.set(id, wakers);
     try {
-      await sleep(ms, undefined, { signal: controller.signal }).catch((error: Error) => {
-        // Woken early: that is the point of the signal, not a failure.
-        if (error.name !== 'AbortError') throw error;
-      });
+      await woken;
     } finally {
+      clearTimeout(timer);
       wakers.delete(wake);
       if (wakers.size === 0 && this.wakers.get(id) === wakers) this.wakers.delete(id);
     }

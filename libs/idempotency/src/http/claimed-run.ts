@@ -2,7 +2,7 @@ import { type CallHandler, Logger, StreamableFile } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { map, type Observable, shareReplay } from 'rxjs';
+import { Observable, ReplaySubject, type Subscription } from 'rxjs';
 import type { HeldClaim, ReleaseAnswer } from '../claim/held-claim';
 import { UnstorableResponseError } from '../errors/configuration.errors';
 import { type IdempotencyException } from '../errors/idempotency.errors';
@@ -73,20 +73,53 @@ export function runClaimed(
     ownHeaders,
   );
 
-  const result$ = next.handle().pipe(
-    map((value: unknown) => {
-      if (isStream(value)) {
-        throw new UnstorableResponseError(
+  // The handler's answer, kept for whoever subscribes (Nest, once) and watched to its end here even when nobody
+  // listens any more: a ReplaySubject fed by one subscription, rather than an rxjs pipeline per request.
+  const result$ = new ReplaySubject<unknown>(1);
+  let stream = false;
+  let source: Subscription | undefined = undefined;
+  source = next.handle().subscribe({
+    next: (value: unknown) => {
+      if (!isStream(value)) return result$.next(value);
+      stream = true;
+      source?.unsubscribe();
+      handlerSettled();
+      result$.error(
+        new UnstorableResponseError(
           `${routeOf(request)} returned a stream, which an idempotent route cannot store and replay. ` +
             'Return the whole body (object, string or Buffer), or remove @Idempotent() from this route.',
-        );
-      }
-      return value;
-    }),
-    shareReplay({ bufferSize: 1, refCount: false }),
-  );
-  result$.subscribe({ complete: handlerSettled, error: handlerSettled });
+        ),
+      );
+    },
+    error: (error: unknown) => {
+      handlerSettled();
+      result$.error(error);
+    },
+    complete: () => {
+      handlerSettled();
+      result$.complete();
+    },
+  });
+  // A stream returned synchronously came before `source` was set.
+  if (stream) source.unsubscribe();
   return result$;
+}
+
+/**
+ * The observable that `start()` resolves to, subscribed once it is there: what `defer()` and `mergeMap()` do,
+ * in one observable per request. Nothing is subscribed if the subscriber left meanwhile.
+ */
+export function afterPromise<T>(start: () => Promise<Observable<T>>): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    let inner: Subscription | undefined;
+    start().then(
+      (result$) => {
+        if (!subscriber.closed) inner = result$.subscribe(subscriber);
+      },
+      (error: unknown) => subscriber.error(error),
+    );
+    return () => inner?.unsubscribe();
+  });
 }
 
 const logger = new Logger('Idempotency');

@@ -45,16 +45,18 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
   };
 
   // The status and headers as they were at the first end(): a second answer may change them before the
-  // first goes out.
+  // first goes out. getHeaders() returns an object of its own.
   let atEnd = { statusCode: 200, statusMessage: '', headers: {} as ReturnType<ServerResponse['getHeaders']> };
+  let body: Buffer = EMPTY;
 
   const decide = (truncated: boolean) => {
     state = 'deciding';
-    atEnd = { statusCode: raw.statusCode, statusMessage: raw.statusMessage, headers: { ...raw.getHeaders() } };
+    atEnd = { statusCode: raw.statusCode, statusMessage: raw.statusMessage, headers: raw.getHeaders() };
+    body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     const captured: CapturedResponse = {
       status: typeof pendingHead?.[0] === 'number' ? pendingHead[0] : raw.statusCode,
-      headers: collectHeaders(raw, pendingHead),
-      body: Buffer.concat(parts),
+      headers: collectHeaders(atEnd.headers, pendingHead),
+      body,
       truncated,
     };
     return hooks.beforeSend(captured).then((replacement) => {
@@ -64,15 +66,20 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
   };
 
   const send = (replacement: ReplacementResponse | undefined, callback?: Callback) => {
-    for (const name of raw.getHeaderNames()) raw.removeHeader(name);
     if (!replacement) {
+      // Put back the first answer's status and headers, where a second answer changed them meanwhile.
       raw.statusCode = atEnd.statusCode;
       raw.statusMessage = atEnd.statusMessage;
-      for (const [name, value] of Object.entries(atEnd.headers)) if (value !== undefined) raw.setHeader(name, value);
+      if (!sameHeaders(raw.getHeaders(), atEnd.headers)) {
+        for (const name of raw.getHeaderNames()) raw.removeHeader(name);
+        for (const [name, value] of Object.entries(atEnd.headers)) if (value !== undefined) raw.setHeader(name, value);
+      }
       if (pendingHead) original.writeHead.apply(raw, pendingHead);
-      original.end.call(raw, Buffer.concat(parts), callback);
+      // One end() with the whole body: Node corks the socket, so head and body leave in one write.
+      original.end.call(raw, body, callback);
       return;
     }
+    for (const name of raw.getHeaderNames()) raw.removeHeader(name);
     writeWhole(raw, withOwnHeaders(replacement, ownHeaders), original, callback);
   };
 
@@ -151,20 +158,37 @@ function endArguments(args: unknown[]): { chunk: unknown; encoding: BufferEncodi
   return { chunk: first, encoding: second as BufferEncoding | undefined, callback: third as Callback | undefined };
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A chunk as bytes. Buffers are kept as given, not copied: Node's own write() keeps a reference to the chunk
+ * until it is sent, so a writer may not reuse it before then either.
+ */
 function toBuffer(chunk: unknown, encoding: BufferEncoding | undefined): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
   if (typeof chunk === 'string') return Buffer.from(chunk, encoding ?? 'utf8');
-  // Copied: the writer may reuse its buffer once the write returns.
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk);
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   return Buffer.from(String(chunk));
 }
 
-function collectHeaders(raw: ServerResponse, head: unknown[] | undefined): Array<[string, string]> {
+/** Whether two header snapshots (getHeaders()) hold the same names and values. */
+function sameHeaders(now: OutgoingHttpHeaders, then: OutgoingHttpHeaders): boolean {
+  let count = 0;
+  for (const name in now) {
+    if (now[name] !== then[name]) return false;
+    count++;
+  }
+  for (const name in then) if (--count < 0 || !(name in now)) return false;
+  return count === 0;
+}
+
+function collectHeaders(set: OutgoingHttpHeaders, head: unknown[] | undefined): Array<[string, string]> {
   const headers = new Map<string, string[]>();
   const add = (name: string, value: OutgoingHttpHeader | undefined) => {
     if (value === undefined) return;
     headers.set(name.toLowerCase(), Array.isArray(value) ? value.map(String) : [String(value)]);
   };
-  for (const [name, value] of Object.entries(raw.getHeaders())) add(name, value);
+  for (const name in set) add(name, set[name]);
   const headArgument = typeof head?.[1] === 'string' ? head[2] : head?.[1];
   if (Array.isArray(headArgument)) {
     for (let i = 0; i + 1 < headArgument.length; i += 2) add(String(headArgument[i]), headArgument[i + 1] as OutgoingHttpHeader);

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSourceLike, QueryRunnerLike } from '../typeorm-like';
 import { primaryPool, queryOnPooledClient, runnerClient, runsOnNodePostgres, statementName } from './node-postgres';
 import { explainSetupError, RECORDS_TABLE_FIX } from './sql-state';
@@ -156,12 +155,10 @@ export function notPast(deadline: number | undefined): void {
  */
 export async function connectWithin(runner: QueryRunnerLike, ms: number): Promise<void> {
   const connecting = runner.connect();
-  const timer = new AbortController();
-  const gaveUp = sleep(Math.max(0, ms), undefined, { signal: timer.signal }).then(
-    () => true,
-    () => false,
-  );
-  const late = await Promise.race([connecting.then(() => false), gaveUp]).finally(() => timer.abort());
+  // A plain timer: aborting a timers/promises sleep builds an AbortError (with its stack) on every claim.
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, ms))));
+  const late = await Promise.race([connecting.then(() => false), gaveUp]).finally(() => clearTimeout(timer));
   if (!late) return;
   connecting.then(
     () => runner.release(),

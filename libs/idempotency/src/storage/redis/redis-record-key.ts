@@ -13,11 +13,15 @@ export function redisRecordKey(prefix: string, scope: string, key: string): stri
   return `${prefix}${encode(scope)}:${encode(key)}`;
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 /**
  * URI-encoding, except a lone surrogate (which encodeURIComponent refuses, and a scope function may
  * return) becomes `%uXXXX`: a form encodeURIComponent never writes, so no two strings meet.
  */
 function encode(text: string): string {
+  // Most scopes and keys hold no surrogate at all: one scan, then encodeURIComponent alone.
+  if (!SURROGATE.test(text)) return encodeURIComponent(text);
   return text
     .split(/([\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF])/)
     .map((part, index) => (index % 2 === 1 ? `%u${part.charCodeAt(0).toString(16).toUpperCase()}` : encodeURIComponent(part)))
