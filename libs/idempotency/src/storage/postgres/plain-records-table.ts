@@ -19,12 +19,18 @@ type FastClaimRow = { inserted: boolean } & (ClaimRow | { [column in keyof Claim
  */
 export class PlainRecordsTable implements RecordsTable {
   readonly owned: OwnerStatements;
+  /**
+   * The step-1 statement, in autocommit and in a transaction: built once, so that every claim (a replay is one)
+   * sends the same string, which its statement name is looked up by and node-postgres compares it with.
+   */
+  private readonly insertOrReadText: { plain: string; withSettings: string };
 
   constructor(
     private readonly session: PostgresSession,
     readonly name: string,
   ) {
     this.owned = ownerStatements(name, { liveOnly: false });
+    this.insertOrReadText = { plain: this.insertOrReadSql(false), withSettings: this.insertOrReadSql(true) };
   }
 
   async claim(request: ClaimRequest, owner: string): Promise<ClaimOutcome> {
@@ -66,7 +72,7 @@ export class PlainRecordsTable implements RecordsTable {
    */
   private async insertOrRead(request: ClaimRequest, owner: string, runner?: QueryRunnerLike, settings: string[] = []): Promise<FastClaimRow | undefined> {
     try {
-      const sql = this.insertOrReadSql(settings.length > 0);
+      const sql = settings.length > 0 ? this.insertOrReadText.withSettings : this.insertOrReadText.plain;
       const { rows } = await this.session.send<FastClaimRow>(sql, [...claimParams(request, owner), ...settings], { runner, deadline: request.deadline });
       return rows[0];
     } catch (error) {

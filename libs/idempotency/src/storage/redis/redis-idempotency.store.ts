@@ -5,6 +5,7 @@ import type { RedisClient } from './redis-client';
 import { DEFAULT_REDIS_PREFIX, REDIS_FIELDS as F, redisRecordKey } from './redis-record-key';
 import { defineScripts, type RedisScripts, type ScriptName } from './redis-scripts';
 import { ReplicasNotReachedError, type ReplicaWait, runAndWait, toReplicaWait, type WaitForReplicas } from './replica-wait';
+import { WriteBatch } from './write-batch';
 
 export type { RedisClient } from './redis-client';
 export type { WaitForReplicas } from './replica-wait';
@@ -41,6 +42,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly prefix: string;
   private readonly scripts: RedisScripts;
   private readonly replicaWait?: ReplicaWait;
+  private readonly batch: WriteBatch;
 
   constructor(
     readonly client: RedisClient,
@@ -49,6 +51,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     this.scripts = defineScripts(client);
     this.replicaWait = toReplicaWait(options.waitForReplicas);
+    this.batch = new WriteBatch(client);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
@@ -154,6 +157,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   /** A script that writes; with waitForReplicas, followed by WAIT on the same connection. */
   private async write(name: ScriptName, key: string, args: Array<string | number | Buffer>): Promise<{ reply: unknown; replicas?: number }> {
+    this.batch.hold();
     if (!this.replicaWait) return { reply: await this.scripts[name](key, ...args) };
     return runAndWait(this.client, name, key, args, this.replicaWait);
   }
