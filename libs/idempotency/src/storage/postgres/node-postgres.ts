@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DataSourceLike, QueryRunnerLike } from '../typeorm-like';
+import type { BatchClient, NodePostgresParts, WireConnection } from './pipelined-statements';
 
 /**
  * The one place that reaches under TypeORM to node-postgres: its pool (the driver's `master`: claims must
@@ -36,6 +37,27 @@ export function runsOnNodePostgres(dataSource: DataSourceLike): boolean {
 /** The primary's pool of TypeORM's postgres driver. */
 export function primaryPool(dataSource: DataSourceLike): NodePostgresPool {
   return (dataSource.driver as { master: NodePostgresPool }).master;
+}
+
+/**
+ * The parts of node-postgres a batch of statements is built from, taken from the copy TypeORM loaded (the one its
+ * clients come from); none from a pg too old to export them.
+ */
+export function nodePostgresParts(dataSource: DataSourceLike): NodePostgresParts | undefined {
+  const pg = (dataSource.driver as { postgres?: { Result?: unknown; utils?: { prepareValue?: unknown } } }).postgres;
+  if (typeof pg?.Result !== 'function' || typeof pg.utils?.prepareValue !== 'function') return undefined;
+  return { Result: pg.Result as NodePostgresParts['Result'], prepareValue: pg.utils.prepareValue as NodePostgresParts['prepareValue'] };
+}
+
+/**
+ * The client under a QueryRunner if it takes a batch: node-postgres' JavaScript client, which writes through a
+ * Connection (pg-native has none), outside its own pipeline mode (which refuses a custom query object).
+ */
+export async function batchClient(runner: QueryRunnerLike): Promise<BatchClient | undefined> {
+  const client = (await runner.connect()) as { connection?: Partial<WireConnection>; pipeline?: boolean; query?: unknown };
+  const connection = client.connection;
+  const takesBatch = typeof client.query === 'function' && typeof connection?.parse === 'function' && typeof connection.parsedStatements === 'object';
+  return takesBatch && client.pipeline !== true ? (client as BatchClient) : undefined;
 }
 
 /** The node-postgres client under a QueryRunner, connecting it if it is not yet. */

@@ -4,7 +4,7 @@ import type { ClaimOutcome, ClaimRef, ClaimRequest } from '../idempotency-store'
 import { answer, CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW } from './claim-row';
 import type { PartitionMaintainer } from './partition-maintainer';
 import { IDEMPOTENCY_PARTITIONED_TABLE } from './partitioning.options';
-import { milliseconds, msFromNow, type PostgresSession } from './postgres-session';
+import { type ClaimIsolation, milliseconds, msFromNow, type PostgresSession } from './postgres-session';
 import { claimParams, NEW_RECORD, type OwnerStatements, ownerStatements } from './record-statements';
 import type { ClaimOnTransaction, RecordsTable } from './records-table';
 import { isLockTimeout, SQL_STATE, sqlState } from './sql-state';
@@ -47,7 +47,8 @@ export class PartitionedRecordsTable implements RecordsTable {
   async claim(request: ClaimRequest, owner: string): Promise<ClaimOutcome> {
     try {
       return await this.session.transaction(async (runner) => {
-        await this.lockKey(runner, request, KEY_LOCK_TIMEOUT);
+        const [sql, values] = this.keyLock(request, KEY_LOCK_TIMEOUT);
+        await this.session.send(sql, values, { runner });
         return this.claimLocked(runner, request, owner);
       }, request.deadline);
     } catch (error) {
@@ -59,13 +60,15 @@ export class PartitionedRecordsTable implements RecordsTable {
   /** In transaction mode the key's lock is held to the transaction's end: duplicates wait on it, up to their waitTimeout. */
   async claimOnTransaction(
     runner: QueryRunnerLike,
+    isolation: ClaimIsolation,
     request: ClaimRequest,
     owner: string,
     deadline: number,
     idleTimeoutMs: number,
   ): Promise<ClaimOnTransaction> {
     const lockTimeoutMs = deadline - Date.now();
-    await this.lockKey(runner, request, milliseconds(lockTimeoutMs), milliseconds(idleTimeoutMs));
+    const [sql, values] = this.keyLock(request, milliseconds(lockTimeoutMs), milliseconds(idleTimeoutMs));
+    await this.session.beginWith(runner, isolation, sql, values);
     return { outcome: await this.claimLocked(runner, request, owner), lockTimeoutMs };
   }
 
@@ -86,17 +89,17 @@ export class PartitionedRecordsTable implements RecordsTable {
   }
 
   /**
-   * Takes the key's advisory lock, after setting lock_timeout (and, given a second setting, the idle timeout) for
-   * the transaction: a materialized CTE runs before the query that reads it, so the wait for the key is bounded.
+   * The statement that takes the key's advisory lock, after setting lock_timeout (and, given a second setting, the
+   * idle timeout) for the transaction: a materialized CTE runs before the query that reads it, so the wait for the
+   * key is bounded. Its text and values.
    */
-  private async lockKey(runner: QueryRunnerLike, request: ClaimRequest, lockTimeout: string, idleTimeout?: string): Promise<void> {
+  private keyLock(request: ClaimRequest, lockTimeout: string, idleTimeout?: string): [string, unknown[]] {
     const settings = [`set_config('lock_timeout', $3, true)`];
     if (idleTimeout !== undefined) settings.push(`set_config('idle_in_transaction_session_timeout', $4, true)`);
-    await this.session.send(
+    return [
       `WITH settings AS MATERIALIZED (SELECT ${settings.join(', ')}) SELECT ${KEY_LOCK} FROM settings`,
       [request.scope, request.key, lockTimeout, ...(idleTimeout === undefined ? [] : [idleTimeout])],
-      { runner },
-    );
+    ];
   }
 
   /**

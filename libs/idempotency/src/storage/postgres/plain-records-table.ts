@@ -2,12 +2,19 @@ import type { QueryRunnerLike } from '../typeorm-like';
 import { claims, decide } from '../../claim/claim-state';
 import type { ClaimOutcome, ClaimRequest } from '../idempotency-store';
 import { answer, CLAIM_COLUMNS, type ClaimRow, claimedRecord, NOW } from './claim-row';
-import { milliseconds, msFromNow, type PostgresSession } from './postgres-session';
+import { type ClaimIsolation, milliseconds, msFromNow, type PostgresSession } from './postgres-session';
 import { claimParams, NEW_RECORD, type OwnerStatements, ownerStatements, purgeSql } from './record-statements';
 import type { ClaimOnTransaction, RecordsTable } from './records-table';
 import { SQL_STATE, sqlState } from './sql-state';
 
 type FastClaimRow = { inserted: boolean } & (ClaimRow | { [column in keyof ClaimRow]: null });
+
+/** The transaction a claim in transaction mode opens with its first statement, and that statement's settings ($7, $8). */
+interface TransactionOpening {
+  runner: QueryRunnerLike;
+  isolation: ClaimIsolation;
+  settings: string[];
+}
 
 /**
  * `idempotency_records`, whose primary key is (scope, key). A claim:
@@ -40,6 +47,7 @@ export class PlainRecordsTable implements RecordsTable {
 
   async claimOnTransaction(
     runner: QueryRunnerLike,
+    isolation: ClaimIsolation,
     request: ClaimRequest,
     owner: string,
     deadline: number,
@@ -48,7 +56,7 @@ export class PlainRecordsTable implements RecordsTable {
     // This claim waits on a concurrent holder of the row no longer than its deadline; and a handler stuck
     // inside the transaction for idleTimeoutMs loses its session, which frees the row and the connection.
     const lockTimeoutMs = deadline - Date.now();
-    const row = await this.insertOrRead(request, owner, runner, [milliseconds(lockTimeoutMs), milliseconds(idleTimeoutMs)]);
+    const row = await this.insertOrRead(request, owner, { runner, isolation, settings: [milliseconds(lockTimeoutMs), milliseconds(idleTimeoutMs)] });
     const found = this.answerFast(row, request, owner);
     if (found) return { outcome: found, lockTimeoutMs };
     const outcome = await this.lockedClaim(runner, request, owner, deadline);
@@ -66,14 +74,17 @@ export class PlainRecordsTable implements RecordsTable {
   }
 
   /**
-   * Step 1: insert the row if absent, else read it, in one statement. `undefined`, or a row without a state,
-   * when the answer needs the locked path: the row was committed after this statement's snapshot (under a
-   * stricter default isolation than READ COMMITTED, PostgreSQL says so with a serialization failure).
+   * Step 1: insert the row if absent, else read it, in one statement: in autocommit, or as the first statement of
+   * a transaction that it opens (`opening`). `undefined`, or a row without a state, when the answer needs the locked
+   * path: the row was committed after this statement's snapshot (under a stricter default isolation than READ
+   * COMMITTED, PostgreSQL says so with a serialization failure).
    */
-  private async insertOrRead(request: ClaimRequest, owner: string, runner?: QueryRunnerLike, settings: string[] = []): Promise<FastClaimRow | undefined> {
+  private async insertOrRead(request: ClaimRequest, owner: string, opening?: TransactionOpening): Promise<FastClaimRow | undefined> {
     try {
-      const sql = settings.length > 0 ? this.insertOrReadText.withSettings : this.insertOrReadText.plain;
-      const { rows } = await this.session.send<FastClaimRow>(sql, [...claimParams(request, owner), ...settings], { runner, deadline: request.deadline });
+      const params = claimParams(request, owner);
+      const { rows } = opening
+        ? await this.session.beginWith<FastClaimRow>(opening.runner, opening.isolation, this.insertOrReadText.withSettings, [...params, ...opening.settings])
+        : await this.session.send<FastClaimRow>(this.insertOrReadText.plain, params, { deadline: request.deadline });
       return rows[0];
     } catch (error) {
       if (sqlState(error) === SQL_STATE.serializationFailure) return undefined;

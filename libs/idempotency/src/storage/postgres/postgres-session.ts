@@ -1,5 +1,7 @@
 import type { DataSourceLike, QueryRunnerLike } from '../typeorm-like';
-import { primaryPool, queryOnPooledClient, runnerClient, runsOnNodePostgres, statementName } from './node-postgres';
+import { batchClient, nodePostgresParts, primaryPool, queryOnPooledClient, runnerClient, runsOnNodePostgres, statementName } from './node-postgres';
+import { type NodePostgresParts, type PipelinedResult, type PipelinedStatement, sendStatements } from './pipelined-statements';
+import { beginOnRunner, commitOnRunner, tracksTransactions } from './runner-transaction';
 import { explainSetupError, RECORDS_TABLE_FIX } from './sql-state';
 
 /** How a statement is sent: on a transaction's runner or on the pool; named or as plain text. */
@@ -34,6 +36,8 @@ export class PostgresSession {
   private readonly missingTableFix: string;
   /** Whether a transaction opened without an isolation level is READ COMMITTED; asked once. */
   private readCommittedByDefault?: Promise<boolean>;
+  /** node-postgres' parts that batches of statements are built from; `null` where they are missing. */
+  private parts?: NodePostgresParts | null;
 
   constructor(
     readonly dataSource: DataSourceLike,
@@ -85,6 +89,58 @@ export class PostgresSession {
       // closeQuietly may have released it already.
       if (!runner.isReleased) await runner.release();
     }
+  }
+
+  /**
+   * Opens a transaction on `runner` and sends `sql` as its first statement. With named statements on
+   * node-postgres, START TRANSACTION and `sql` go out in one write (one round trip); otherwise
+   * `runner.startTransaction()` first. Either way the runner's transaction is open afterwards, or, if this throws,
+   * possibly open and to be rolled back.
+   */
+  async beginWith<T = unknown>(runner: QueryRunnerLike, isolation: ClaimIsolation, sql: string, values: unknown[]): Promise<{ rows: T[]; count: number }> {
+    const send = await this.batchOn(runner, 0);
+    if (!send) {
+      await runner.startTransaction(isolation);
+      return this.send<T>(sql, values, { runner });
+    }
+    const begin = isolation ? `START TRANSACTION ISOLATION LEVEL ${isolation}` : 'START TRANSACTION';
+    const [, first] = await beginOnRunner(runner, () => send([{ text: begin }, { name: statementName(sql), text: sql, values }]));
+    return { rows: first.rows as T[], count: first.rowCount ?? 0 };
+  }
+
+  /**
+   * Sends `sql` on `runner`'s transaction, then commits it: in one write where `beginWith()` can, otherwise as two
+   * statements. In one write COMMIT runs whatever `sql` returned, so `sql` must FAIL where the transaction must not
+   * commit (the server then skips the COMMIT, and the caller rolls back).
+   */
+  async commitWith<T = unknown>(runner: QueryRunnerLike, sql: string, values: unknown[]): Promise<{ rows: T[]; count: number }> {
+    const send = await this.batchOn(runner, 1);
+    if (!send) {
+      const result = await this.send<T>(sql, values, { runner });
+      await runner.commitTransaction();
+      return result;
+    }
+    const [last] = await commitOnRunner(runner, () => send([{ name: statementName(sql), text: sql, values }, { text: 'COMMIT' }]));
+    return { rows: last.rows as T[], count: last.rowCount ?? 0 };
+  }
+
+  /**
+   * How statements go out in one write on `runner`, at transaction `depth`: only with named statements, on
+   * node-postgres' JavaScript client, on a runner that keeps TypeORM's transaction state; otherwise none.
+   */
+  private async batchOn(runner: QueryRunnerLike, depth: 0 | 1): Promise<((statements: PipelinedStatement[]) => Promise<PipelinedResult[]>) | undefined> {
+    if (!this.prepared || runner.isReleased || !tracksTransactions(runner, depth)) return undefined;
+    this.parts ??= nodePostgresParts(this.dataSource) ?? null;
+    const parts = this.parts;
+    const client = parts ? await batchClient(runner) : undefined;
+    if (!parts || !client) return undefined;
+    return async (statements) => {
+      try {
+        return await sendStatements(client, statements, parts);
+      } catch (error) {
+        throw this.explain(error);
+      }
+    };
   }
 
   /**

@@ -21,6 +21,12 @@ export function claimParams(request: ClaimRequest, owner: string): unknown[] {
 export interface OwnerStatements {
   /** Parameters: the ref's scope, key and owner, then {@link completeParams}. */
   complete: string;
+  /**
+   * `complete` that fails (division by zero: `SQL_STATE.recordNotCompleted`) unless it completed exactly one
+   * record: sent together with COMMIT, it keeps the server from committing a handler whose record is not its own
+   * any more. Same parameters.
+   */
+  completeOrFail: string;
   /** Parameters: the ref's scope, key and owner. */
   release: string;
   /** Parameters: the ref's scope, key and owner, then the lease (ms). */
@@ -34,11 +40,13 @@ export interface OwnerStatements {
 export function ownerStatements(table: string, options: { liveOnly: boolean }): OwnerStatements {
   const fence = `scope = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`;
   const live = options.liveOnly ? ' AND expires_at > clock_timestamp()' : '';
-  return {
-    complete: `UPDATE ${table} SET
+  const complete = `UPDATE ${table} SET
         state = 'completed', response_status = $4, response_headers = $5::jsonb, response_body = $6,
         completed_at = clock_timestamp(), expires_at = ${msFromNow('$7')}, lease_expires_at = NULL
-      WHERE ${fence}${live}`,
+      WHERE ${fence}${live}`;
+  return {
+    complete,
+    completeOrFail: `WITH done AS (${complete} RETURNING 1) SELECT 1 / (count(*) = 1)::int AS completed FROM done`,
     release: `DELETE FROM ${table} WHERE ${fence}`,
     renew: `UPDATE ${table}
       SET lease_expires_at = ${msFromNow('$4')}, expires_at = GREATEST(expires_at, ${msFromNow('$4')})

@@ -15,6 +15,8 @@ export const SQL_STATE = {
   invalidStatementName: '26000',
   duplicatePreparedStatement: '42P05',
   checkViolation: '23514',
+  /** Division by zero: how `completeOrFail` (record-statements.ts) says it found no record of its claim to complete. */
+  recordNotCompleted: '22012',
   /** A table whose state refuses the command: a detach while another is pending. */
   objectNotInPrerequisiteState: '55000',
 } as const;

@@ -31,8 +31,9 @@ export async function claimInTransaction(
   const runner = session.dataSource.createQueryRunner();
   await connectWithin(runner, waits.lockTimeoutMs);
   try {
-    await runner.startTransaction(await session.claimIsolation(runner));
-    const { outcome, lockTimeoutMs } = await records.claimOnTransaction(runner, request, randomUUID(), deadline, waits.idleTimeoutMs);
+    // The claim's first statement goes out with START TRANSACTION (PostgresSession.beginWith).
+    const isolation = await session.claimIsolation(runner);
+    const { outcome, lockTimeoutMs } = await records.claimOnTransaction(runner, isolation, request, randomUUID(), deadline, waits.idleTimeoutMs);
     if (outcome.status !== 'claimed') {
       await runner.commitTransaction();
       await runner.release();
@@ -64,14 +65,17 @@ function heldClaim(session: PostgresSession, runner: QueryRunnerLike, ref: Claim
     // the completion with 25P02, and nothing of it can commit. That is the handler's doing, not the store's.
     complete: async (response: StoredResponse, ttlMs: number) => {
       try {
-        const { count } = await session.send(records.owned.complete, completeParams(ref, response, ttlMs), { runner });
-        // No row: the record is not this claim's any more (an expired partitioned record is left alone). Nothing
-        // may commit without its answer, or a retry would run the handler again over its committed writes.
-        if (count !== 1) throw new Error("The claim's record could not be completed: it expired while the handler ran. Nothing was committed.");
-        await runner.commitTransaction();
+        // The completion and COMMIT, in one write where they can be. The completion fails where it finds no
+        // record of this claim (it expired, or was taken over; an expired partitioned record is left alone), so
+        // that the server skips the COMMIT: nothing may commit without its answer, or a retry would run the
+        // handler again over its committed writes.
+        await session.commitWith(runner, records.owned.completeOrFail, completeParams(ref, response, ttlMs));
       } catch (error) {
         await closeQuietly(runner);
         if (sqlState(error) === SQL_STATE.inFailedSqlTransaction) throw new TransactionAbortedError({ cause: error });
+        if (sqlState(error) === SQL_STATE.recordNotCompleted) {
+          throw new Error("The claim's record could not be completed: it expired while the handler ran. Nothing was committed.", { cause: error });
+        }
         throw error;
       }
       await runner.release();
