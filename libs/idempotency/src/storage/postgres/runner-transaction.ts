@@ -21,11 +21,7 @@ interface TypeOrmTransactionState {
 /** Whether the runner keeps TypeORM's transaction state, with no transaction open yet (`depth` 0) or one (`depth` 1). */
 export function tracksTransactions(runner: QueryRunnerLike, depth: 0 | 1): boolean {
   const state = runner as unknown as Partial<TypeOrmTransactionState>;
-  return (
-    typeof state.broadcaster?.broadcast === 'function' &&
-    state.transactionDepth === depth &&
-    state.isTransactionActive === (depth === 1)
-  );
+  return typeof state.broadcaster?.broadcast === 'function' && state.transactionDepth === depth && state.isTransactionActive === (depth === 1);
 }
 
 /**
