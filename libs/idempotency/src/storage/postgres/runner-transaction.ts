@@ -7,6 +7,8 @@ import type { QueryRunnerLike } from '../typeorm-like';
  * `transactionDepth` to take a SAVEPOINT instead of a second BEGIN, and entity subscribers (the outbox's among them)
  * expect the transaction events. This mirrors TypeORM 1.x's PostgresQueryRunner.startTransaction() and
  * commitTransaction(); a runner that does not look like one is left to those methods (`tracksTransactions`).
+ * TypeORM's query logger and beforeQuery/afterQuery events do not see these START TRANSACTION and COMMIT, as they
+ * never saw the store's named statements.
  */
 
 type TransactionEvent = 'BeforeTransactionStart' | 'AfterTransactionStart' | 'BeforeTransactionCommit' | 'AfterTransactionCommit';
