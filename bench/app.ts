@@ -21,11 +21,13 @@ import { Connection as MySqlConnection } from 'mysql2';
 import { Client } from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { IdempotencyModule, Idempotent, IdempotentTransaction, idempotencyMigrations, mysqlIdempotencyMigrations } from 'nestjs-idempotency';
-import { type Order, PostgresFloorController, RedisFloorController } from './floor';
+import { insertOnPool, type Order, PostgresFloorController, RedisFloorController } from './floor';
 
 const schema = process.env.SCHEMA ?? 'public';
 const pool = Number(process.env.POOL ?? 10);
 const mariadb = process.env.ENGINE === 'mariadb';
+
+const redisStore = process.env.STORE === 'redis';
 
 let statements = 0;
 /** Counts each call of a driver's `query` before it runs. */
@@ -45,6 +47,7 @@ class OrdersController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   protected async insert(order: Order, manager: EntityManager = this.dataSource.manager) {
+    if (redisStore) return insertOnPool(this.dataSource, order);
     // MariaDB has RETURNING too (10.5): the same one round trip on both.
     const sql = mariadb
       ? 'INSERT INTO orders (ref, amount) VALUES (?, ?) RETURNING id'
@@ -87,8 +90,6 @@ class TransactionController extends OrdersController {
     return this.insert(order, em);
   }
 }
-
-const redisStore = process.env.STORE === 'redis';
 
 @Module({
   imports: [

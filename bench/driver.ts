@@ -12,7 +12,10 @@ export const HOT_KEY_REQUESTS = 1000;
 export type Keys = 'none' | 'fresh' | 'replay';
 
 /** The app processes (see run.ts); `-b` ones run the other build of an A/B run (BENCH_AB). */
-export type App = 'ours' | 'uncached' | 'redis' | 'mariadb' | 'peer' | 'ours-b' | 'uncached-b' | 'redis-b';
+export type App = 'ours' | 'uncached' | 'redis' | 'mariadb' | 'peer' | 'peer12' | 'ours-b' | 'uncached-b' | 'redis-b';
+
+/** The peer's apps, which count neither statements nor their own CPU (bench/peer/app.js). */
+export const isPeer = (app: App) => app === 'peer' || app === 'peer12';
 
 export interface Scenario {
   name: string;

@@ -175,6 +175,19 @@ async function insert(manager: EntityManager, sql: string, order: Order) {
   return { id: row.id, ref: order.ref, amount: order.amount };
 }
 
+/**
+ * The business write of the Redis app, on TypeORM's node-postgres pool directly, as the peer's app sends it: its
+ * records are not in the database, so nothing ties it to TypeORM, and store against store compares the stores.
+ */
+export async function insertOnPool(dataSource: DataSource, order: Order) {
+  const pool = (dataSource.driver as unknown as { master: Pool }).master;
+  const { rows } = await pool.query<{ id: number }>(`INSERT INTO "${process.env.SCHEMA ?? 'public'}".orders (ref, amount) VALUES ($1, $2) RETURNING id`, [
+    order.ref,
+    order.amount,
+  ]);
+  return { id: rows[0].id, ref: order.ref, amount: order.amount };
+}
+
 /** What the claim reads: whether it inserted, else the record's answer. */
 interface ClaimRow {
   inserted: boolean;
@@ -202,7 +215,6 @@ function redisScripts(client: Redis) {
 @Controller()
 export class RedisFloorController {
   private readonly redis: ReturnType<typeof redisScripts>;
-  private readonly insert = statements(process.env.SCHEMA ?? 'public').insert;
   private readonly prefix = `${process.env.KEY_PREFIX}-floor:`;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {
@@ -217,7 +229,7 @@ export class RedisFloorController {
     const owner = randomUUID();
     const reply = await this.redis.floorClaimBuffer(record, owner, fingerprint(order), '1', LEASE_MS, TTL_MS);
     if (String(reply[0]) !== 'claimed') return JSON.parse(String(reply[3])) as unknown;
-    const answer = await insert(this.dataSource.manager, this.insert, order);
+    const answer = await insertOnPool(this.dataSource, order);
     await this.redis.floorComplete(record, owner, 201, HEADERS, Buffer.from(JSON.stringify(answer)), TTL_MS);
     return answer;
   }

@@ -1,5 +1,5 @@
 /** What `npm run bench` prints: the scenarios' table, the hot key, MariaDB against PostgreSQL. */
-import { type App, HOT_KEY_REQUESTS, type hot, type Measured, type Scenario } from './driver';
+import { type App, HOT_KEY_REQUESTS, type hot, isPeer, type Measured, type Scenario } from './driver';
 
 export type Row = Measured & { scenario: string; app: App; connections: number; ratio: number; addedP50?: number };
 
@@ -25,7 +25,7 @@ export function printTable(rows: Row[]): void {
     row.p50.toFixed(2),
     row.p99.toFixed(2),
     row.addedP50 === undefined ? '' : `${row.addedP50 >= 0 ? '+' : ''}${row.addedP50.toFixed(2)} ms`,
-    row.app === 'peer' ? 'not counted' : row.sql.toFixed(2),
+    isPeer(row.app) ? 'not counted' : row.sql.toFixed(2),
     row.redis.toFixed(2),
     `${row.cpu.app.toFixed(2)} + ${row.cpu.db.toFixed(2)} + ${row.cpu.redis.toFixed(2)}`,
     String(row.non2xx + row.errors),

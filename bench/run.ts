@@ -23,7 +23,7 @@ import { createConnection } from 'mysql2/promise';
 import { Client } from 'pg';
 import IORedis from 'ioredis';
 import { otherBuild } from './ab';
-import { type App, cpuBetween, cpuTimes, drive, hot, type Measured, order, post, type Scenario, type Server, start } from './driver';
+import { type App, cpuBetween, cpuTimes, drive, hot, isPeer, type Measured, order, post, type Scenario, type Server, start } from './driver';
 import { compareMariaDb, printHotKey, printMariaDbComparison, printTable } from './report';
 import { compareBuilds, model, NAMES, ONE_CONNECTION, printAb, printModel, printTargets, targets } from './targets';
 
@@ -58,12 +58,16 @@ const THROUGHPUT: Scenario[] = [
   scenario('MariaDB: first requests, transaction mode', 'mariadb', '/transaction', 'fresh'),
   scenario('MariaDB: replays, lease mode, replayCache: false', 'mariadb', '/lease', 'replay'),
   scenario('MariaDB: replays, transaction mode, replayCache: false', 'mariadb', '/transaction', 'replay'),
+  scenario(NAMES.redisBaseline, 'redis', '/baseline', 'none'),
   scenario(NAMES.redis, 'redis', '/lease', 'fresh'),
   scenario(NAMES.redisFloor, 'redis', '/floor/redis', 'fresh'),
   scenario(NAMES.redisReplays, 'redis', '/lease', 'replay'),
   scenario('peer: baseline (NestJS 10)', 'peer', '/baseline', 'none'),
   scenario(NAMES.peer, 'peer', '/peer', 'fresh'),
   scenario(NAMES.peerReplays, 'peer', '/peer', 'replay'),
+  scenario(NAMES.peer12Baseline, 'peer12', '/baseline', 'none'),
+  scenario(NAMES.peer12, 'peer12', '/peer', 'fresh'),
+  scenario(NAMES.peer12Replays, 'peer12', '/peer', 'replay'),
 ];
 const CALIBRATION: Scenario[] = [
   { ...scenario(NAMES.calibrateNone, 'ours', '/calibrate/none', 'none'), connections: 1 },
@@ -71,7 +75,7 @@ const CALIBRATION: Scenario[] = [
   { ...scenario(NAMES.calibrateCommit, 'ours', '/calibrate/commit', 'none'), connections: 1 },
 ];
 const LATENCY: Scenario[] = [
-  ...THROUGHPUT.filter((each) => each.app !== 'peer').map((each) => ({ ...each, name: `${each.name}${ONE_CONNECTION}`, connections: 1 })),
+  ...THROUGHPUT.filter((each) => !isPeer(each.app)).map((each) => ({ ...each, name: `${each.name}${ONE_CONNECTION}`, connections: 1 })),
   ...CALIBRATION.map((each) => ({ ...each, name: `${each.name}${ONE_CONNECTION}` })),
 ];
 /** In an A/B run, the library's routes (and the baseline, to show the noise) on the other build too. */
@@ -109,7 +113,8 @@ async function main(): Promise<void> {
       redis: () => start(app, { ...env, STORE: 'redis', REPLAY_CACHE: 'off' }),
       // Store against store: every replay reads MariaDB, as the PostgreSQL rows without the replay cache read PostgreSQL.
       mariadb: () => start(app, { ...env, ENGINE: 'mariadb', MARIADB_URL, REPLAY_CACHE: 'off' }),
-      peer: () => (installPeer(), start(join(peerFolder, 'app.js'), env)),
+      peer: () => (installPeer(peerFolder), start(join(peerFolder, 'app.js'), env)),
+      peer12: () => (installPeer(join(peerFolder, 'nest12')), start(join(peerFolder, 'app.js'), { ...env, PEER_MODULES: join(peerFolder, 'nest12') })),
       'ours-b': () => start(other!, env),
       'uncached-b': () => start(other!, { ...env, REPLAY_CACHE: 'off' }),
       'redis-b': () => start(other!, { ...env, STORE: 'redis', REPLAY_CACHE: 'off', KEY_PREFIX: `${keyPrefix}-b` }),
@@ -121,7 +126,7 @@ async function main(): Promise<void> {
     const urlOf = (name: App) => started.get(name)!.url;
 
     const counters = async (name: App) =>
-      name === 'peer'
+      isPeer(name)
         ? { statements: 0, cpuMicros: Number.NaN }
         : ((await (await fetch(`${urlOf(name)}/queries`)).json()) as { statements: number; cpuMicros: number });
     const redisCommands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
@@ -234,6 +239,12 @@ async function main(): Promise<void> {
       peerRatioToItsBaseline: ratioTo(NAMES.peer) / ratioTo('peer: baseline (NestJS 10)'),
       // Store against store, both on Redis, neither keeping answers in process.
       ourRedisStoreToPeer: { firstRequests: ratioTo(NAMES.redis) / ratioTo(NAMES.peer), replays: ratioTo(NAMES.redisReplays) / ratioTo(NAMES.peerReplays) },
+      // The same with the peer on NestJS 12, ours' framework; and each app's baseline on its own framework.
+      ourRedisStoreToPeerOnNest12: {
+        firstRequests: ratioTo(NAMES.redis) / ratioTo(NAMES.peer12),
+        replays: ratioTo(NAMES.redisReplays) / ratioTo(NAMES.peer12Replays),
+      },
+      baselines: { nest12Pool: ratioTo(NAMES.redisBaseline), peerNest10: ratioTo('peer: baseline (NestJS 10)'), peerNest12: ratioTo(NAMES.peer12Baseline) },
       // The MySQL store on MariaDB against the PostgreSQL store, same route, same run: req/s of MariaDB / PostgreSQL.
       mariadbToPostgres,
     };
@@ -251,11 +262,11 @@ async function main(): Promise<void> {
   }
 }
 
-/** The peer needs NestJS 10: it gets its own node_modules, from its own lock file. */
-function installPeer(): void {
-  if (existsSync(join(peerFolder, 'node_modules/@node-idempotency/nestjs'))) return;
-  console.error('Installing the peer (@node-idempotency/nestjs) in bench/peer ...');
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: peerFolder, stdio: 'inherit' });
+/** The peer needs NestJS 10 (and, for the same framework as ours, 12): each gets its own node_modules, from its own lock file. */
+function installPeer(folder: string): void {
+  if (existsSync(join(folder, 'node_modules/@node-idempotency/nestjs'))) return;
+  console.error(`Installing the peer (@node-idempotency/nestjs) in ${folder} ...`);
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: folder, stdio: 'inherit' });
 }
 
 main().catch((error: unknown) => {

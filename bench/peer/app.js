@@ -4,14 +4,18 @@
  * POOL connections). `POST /baseline` is the same route without the peer's interceptor.
  *
  *   SCHEMA=bench REDIS_URL=redis://127.0.0.1:6379 node bench/peer/app.js   (prints "listening <port>")
+ *   PEER_MODULES=bench/peer/nest12   the same app on the packages installed there: the peer on NestJS 12
  *
  * Plain JavaScript with the decorators applied as calls, so that this folder needs no compiler.
  */
-require('reflect-metadata');
-const { Body, Controller, Module, Post } = require('@nestjs/common');
-const { NestFactory } = require('@nestjs/core');
-const { Idempotent, NodeIdempotencyModule } = require('@node-idempotency/nestjs');
-const { Pool } = require('pg');
+const modules = require('node:path').resolve(process.env.PEER_MODULES ?? __dirname);
+/** Each package from PEER_MODULES' node_modules: the peer then loads the NestJS installed beside it. */
+const load = (name) => require(require.resolve(name, { paths: [modules] }));
+load('reflect-metadata');
+const { Body, Controller, Module, Post } = load('@nestjs/common');
+const { NestFactory } = load('@nestjs/core');
+const { Idempotent, NodeIdempotencyModule } = load('@node-idempotency/nestjs');
+const { Pool } = load('pg');
 
 const schema = process.env.SCHEMA ?? 'public';
 const pool = new Pool({
