@@ -1,5 +1,5 @@
 import { createParamDecorator } from '@nestjs/common';
-import { type ClaimIdentity, currentClaim } from './claim/claim-context';
+import { carryClaimContext, type ClaimIdentity, currentClaim } from './claim/claim-context';
 
 /**
  * Injects the claim the handler runs under: `{ scope, key, attempt, derive(name) }`, where `derive(name)` is
@@ -13,4 +13,10 @@ import { type ClaimIdentity, currentClaim } from './claim/claim-context';
  *   await fetch(providerUrl, { method: 'POST', headers: { 'Idempotency-Key': claim.derive('charge') }, body });
  * }
  */
-export const IdempotencyKey = createParamDecorator((): ClaimIdentity | undefined => currentClaim());
+export const IdempotencyKey = (): ParameterDecorator => {
+  // Applied as the class is defined, before any claim: the app reads claims, so the library carries them.
+  carryClaimContext();
+  return claimParameter();
+};
+
+const claimParameter = createParamDecorator((): ClaimIdentity | undefined => currentClaim());

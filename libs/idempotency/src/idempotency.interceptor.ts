@@ -5,7 +5,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import { type Observable, of } from 'rxjs';
 import { ClaimCoordinator } from './claim/claim-coordinator';
-import { runInClaimContext } from './claim/claim-context';
+import { runWithClaim } from './claim/claim-context';
 import type { BeginOutcome, HeldClaim } from './claim/held-claim';
 import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
 import {
@@ -114,7 +114,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
           }
           if (claim.mode === 'transaction') request[IDEMPOTENT_TRANSACTION] = claim.manager;
           // runClaimed starts the handler before it returns: the handler, and all it starts, sees the claim.
-          return runInClaimContext({ scope, key: found.key, attempt: claim.attempt }, () =>
+          return runWithClaim({ scope, key: found.key, attempt: claim.attempt }, () =>
             runClaimed(claim, options, request, rawResponse(response), next, ownHeaders, (...args) => this.finish(...args)),
           );
         }

@@ -11,6 +11,7 @@ import {
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyService } from './idempotency.service';
 import { IdempotencyContext } from './idempotency-context';
+import { ClaimContextSwitch } from './claim/claim-context-switch';
 import { JobOutbox, OUTBOX_DATA_SOURCE } from './outbox/job-outbox';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { IdempotencyMetrics } from './observability/idempotency-metrics';
@@ -81,6 +82,7 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
       ClaimCoordinator,
       IdempotencyService,
       IdempotencyContext,
+      ClaimContextSwitch,
       { provide: OUTBOX_DATA_SOURCE, useFactory: (dataSource?: DataSourceLike) => dataSource ?? null, inject: source.inject },
       JobOutbox,
       {

@@ -114,6 +114,13 @@ export interface IdempotencyModuleOptions extends Omit<IdempotentOptions, 'order
    * `CreatePartitionedIdempotencyRecords1763900000010`. For many millions of records a day.
    */
   partitioning?: PartitioningOptions;
+  /**
+   * Whether handlers can read their claim (`IdempotencyContext`, `@IdempotencyKey()`). `'auto'` (default): where
+   * the app injects `IdempotencyContext` or uses `@IdempotencyKey()`, found at start. `'always'`: also for apps that
+   * read it only through `IdempotencyContext`'s static methods. Carrying it costs every request some CPU on Node 20
+   * (an AsyncLocalStorage keeps a promise hook on for the whole process), so it is off where nothing reads it.
+   */
+  claimContext?: 'auto' | 'always';
 }
 
 /**

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManagerLike } from './storage/typeorm-like';
 import { ClaimCoordinator } from './claim/claim-coordinator';
-import { runInClaimContext } from './claim/claim-context';
+import { runWithClaim } from './claim/claim-context';
 import { IdempotencyConfigurationError } from './errors/configuration.errors';
 import { IdempotencyKeyInUseException, IdempotencyKeyReusedException } from './errors/idempotency.errors';
 import { IDEMPOTENCY_MODULE_OPTIONS } from './idempotency.module-definition';
@@ -68,7 +68,7 @@ export class IdempotencyService implements OnModuleInit, OnApplicationBootstrap,
     let body: Buffer;
     try {
       const manager = claim.mode === 'transaction' ? claim.manager : (undefined as unknown as EntityManagerLike);
-      result = await runInClaimContext({ scope, key, attempt: claim.attempt }, () => fn(manager));
+      result = await runWithClaim({ scope, key, attempt: claim.attempt }, () => fn(manager));
       body = encode(result);
     } catch (error) {
       await claim.release().catch((releaseError: Error) =>

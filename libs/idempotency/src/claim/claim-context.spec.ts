@@ -2,9 +2,12 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IdempotencyContext } from '../idempotency-context';
-import { currentClaim, deriveKey, runInClaimContext } from './claim-context';
+import { carryClaimContext, currentClaim, deriveKey, runInClaimContext } from './claim-context';
 
 describe('the claim context and derive()', () => {
+  // As in an app that reads claims (see claim-context-switch.spec.ts for one that does not).
+  beforeAll(() => carryClaimContext());
+
   it('derives the documented formula: base64url of sha-256 over the JSON array of label, scope, key and name', () => {
     const expected = createHash('sha256').update('["nestjs-idempotency/derive/v1","POST /orders","order-1","charge"]').digest('base64url');
     expect(deriveKey('POST /orders', 'order-1', 'charge')).toBe(expected);

@@ -35,6 +35,18 @@ const DERIVE_LABEL = 'nestjs-idempotency/derive/v1';
 const current = new AsyncLocalStorage<ClaimIdentity>();
 
 /**
+ * Whether the library's own claims run in the AsyncLocalStorage above. Off until the app reads the claim
+ * (`ClaimContextSwitch`): on Node 20 a storage that has run once keeps a promise hook on for the whole process,
+ * which costs every request of the app, idempotent or not, several percent of its CPU.
+ */
+let carried = false;
+
+/** Has the library's claims carried from now on (the app reads them, or `claimContext: 'always'`). */
+export function carryClaimContext(): void {
+  carried = true;
+}
+
+/**
  * The downstream key of (scope, key, name): base64url, unpadded, of
  * `sha256(JSON.stringify(['nestjs-idempotency/derive/v1', scope, key, name]))`. Only these three strings
  * enter it (no attempt, owner token, clock or randomness), so every re-run derives the same key; the JSON
@@ -65,9 +77,27 @@ export function runInClaimContext<T>(claim: ClaimRef, fn: () => T): T {
   return current.run(identity, fn);
 }
 
-/** The claim the running code holds, or `undefined` when it holds none. */
+/**
+ * Runs `fn` under `claim` where the app reads claims (see `carried`), else just runs it: the library's own
+ * contexts (HTTP, GraphQL, messages, `run()`) go through here.
+ */
+export function runWithClaim<T>(claim: ClaimRef, fn: () => T): T {
+  return carried ? runInClaimContext(claim, fn) : fn();
+}
+
+/**
+ * The claim the running code holds, or `undefined` when it holds none. Where the library does not carry claims
+ * (nothing in the app reads them at start), a read outside `runInClaimContext()` throws: it would otherwise say
+ * "no claim" inside a claimed handler.
+ */
 export function currentClaim(): ClaimIdentity | undefined {
-  return current.getStore();
+  const claim = current.getStore();
+  if (!claim && !carried) {
+    throw new IdempotencyConfigurationError(
+      "The idempotency claim was read, but this app does not carry it: IdempotencyModule turns it on where the app injects IdempotencyContext or uses @IdempotencyKey(). Where only IdempotencyContext's static methods read it, set claimContext: 'always' in IdempotencyModule.forRoot().",
+    );
+  }
+  return claim;
 }
 
 function describe(value: unknown): string {

@@ -15,7 +15,7 @@ import { type Awaitable, callRequestFunction, type RequestFunctionBound } from '
 import { buildScope, readTenant } from '../keys/scope';
 import { isTransactional, type StoredResponse } from '../storage/idempotency-store';
 import { runClaimedMutation } from './claimed-mutation';
-import { runInClaimContext } from '../claim/claim-context';
+import { runWithClaim } from '../claim/claim-context';
 import { type GraphQLInfoLike, type GraphQLMutationCall, isRootMutationField, mutationCallOf } from './mutation-call';
 import { decodeError, IdempotencyGraphQLError, isStoredError } from './mutation-errors';
 import { findMutationKey } from './mutation-keys';
@@ -85,7 +85,7 @@ export class IdempotentMutations {
         markField(call.context, responseKey, { replayed: false });
         const { claim } = outcome;
         if (claim.mode === 'transaction') setMutationTransaction(call.info, claim.manager);
-        return runInClaimContext({ ...identity, attempt: claim.attempt }, () => runClaimedMutation(claim, plan, call, next));
+        return runWithClaim({ ...identity, attempt: claim.attempt }, () => runClaimedMutation(claim, plan, call, next));
       }
     }
   }

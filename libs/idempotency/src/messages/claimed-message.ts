@@ -1,6 +1,6 @@
 import { type CallHandler, Logger } from '@nestjs/common';
 import { defer, EMPTY, finalize, from, lastValueFrom, mergeMap, type Observable, tap } from 'rxjs';
-import { type ClaimRef, runInClaimContext } from '../claim/claim-context';
+import { type ClaimRef, runWithClaim } from '../claim/claim-context';
 import type { HeldClaim } from '../claim/held-claim';
 import { release } from '../http/claimed-run';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error';
@@ -28,7 +28,7 @@ export function runClaimedMessage(
     const values: unknown[] = [];
     try {
       // Called and subscribed inside the context (Nest binds the handler to the async context of handle()'s call).
-      await runInClaimContext({ ...identity, attempt: claim.attempt }, () =>
+      await runWithClaim({ ...identity, attempt: claim.attempt }, () =>
         lastValueFrom(next.handle().pipe(tap((value) => values.push(value))), { defaultValue: undefined }),
       );
     } catch (error) {

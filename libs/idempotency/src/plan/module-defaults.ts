@@ -1,4 +1,5 @@
 import { toMilliseconds, toTimerMilliseconds } from '../duration';
+import { IdempotencyConfigurationError } from '../errors/configuration.errors';
 import { IDEMPOTENCY_DEFAULTS, type IdempotencyModuleOptions } from '../idempotency.options';
 import { assertKeySource } from '../keys/key-source';
 import type { ReplayCacheOptions } from '../claim/replay-cache';
@@ -37,6 +38,12 @@ export function resolveModuleDefaults(options: IdempotencyModuleOptions): Module
   problems.check(() => assertPositiveWhole(merged.purgeBatchSize, `${WHERE}: purgeBatchSize`, 'rows'));
   problems.check(() => assertPositiveWhole(merged.maxResponseBytes, `${WHERE}: maxResponseBytes`, 'bytes'));
   problems.check(() => assertInFlightPolicy(merged.onInFlight, `${WHERE}`));
+  const claimContext = options.claimContext;
+  if (claimContext !== undefined && claimContext !== 'auto' && claimContext !== 'always') {
+    problems.check(() => {
+      throw new IdempotencyConfigurationError(`${WHERE}: claimContext must be 'auto' or 'always'; got ${JSON.stringify(claimContext)}.`);
+    });
+  }
   const key = options.key;
   if (key !== undefined) problems.check(() => assertKeySource(key, WHERE));
   let replayCache: ReplayCacheOptions | undefined;

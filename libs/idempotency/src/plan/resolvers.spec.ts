@@ -59,6 +59,7 @@ describe('resolveModuleDefaults', () => {
     [{ replayCache: { maxAge: 0 } }, /replayCache\.maxAge: 0 is not a duration/],
     [{ replayCache: { maxBytes: -1 } }, /replayCache\.maxBytes must be a positive whole number of bytes/],
     [{ outbox: { connection: 'redis://127.0.0.1:6379', retention: 0 } }, /outbox: retention: 0 is not a duration/],
+    [{ claimContext: 'sometimes' as 'auto' }, /claimContext must be 'auto' or 'always'; got "sometimes"/],
   ])('refuses %p, naming the option, though no route reads it', (options, message) => {
     expect(() => resolveModuleDefaults(options)).toThrow(IdempotencyConfigurationError);
     expect(() => resolveModuleDefaults(options)).toThrow(/^IdempotencyModule/);
