@@ -113,7 +113,9 @@ describe(`four instances under duplicate deliveries${FULL ? '' : ' (scaled down;
     report(
       `/lease with SIGKILLs: ${kills} instances killed, longest a key was refused as in flight: ${refusedLongest} ms (lease 2 s), runs per key ${JSON.stringify(countBy(keys, (key) => effects.get(key) ?? 0))}`,
     );
-    expect(refusedLongest).toBeLessThan(2000 + 3000);
+    // The chaos may also kill the instance that took a key over, whose lease then starts again: one such second
+    // lease is allowed for. A key left stuck past its lease stays refused until the 60 s deadline.
+    expect(refusedLongest).toBeLessThan(2 * 2000 + 3000);
   });
 });
 
