@@ -15,7 +15,7 @@
  * targets and the model of the added latency, and writes bench/results.json.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,12 +161,16 @@ async function main(): Promise<void> {
     // A warm-up of every route, then the rounds.
     for (const each of selected) await run(each, 1);
     const rounds = new Map<Scenario, Measured[]>();
+    // A scenario with its twin of an A/B run: they always run one right after the other.
+    const units = selected.reduce<Scenario[][]>((all, each) => {
+      if (each.app.endsWith('-b')) all[all.length - 1].push(each);
+      else all.push([each]);
+      return all;
+    }, []);
     for (let round = 1; round <= ROUNDS; round++) {
-      // In an A/B run, every other round drives the other build first, so that neither gets the better slot.
-      const inOrder =
-        round % 2 === 0
-          ? selected.map((each, i) => (selected[i + 1]?.app === `${each.app}-b` ? selected[i + 1] : each.app.endsWith('-b') ? selected[i - 1] : each))
-          : selected;
+      // Each round in an order of its own, so that no scenario always follows the same one (a database still busy
+      // with the writes before it); in an A/B run, every other round drives the other build first.
+      const inOrder = shuffled(units).flatMap((unit) => (round % 2 === 0 ? [...unit].reverse() : unit));
       for (const each of inOrder) {
         rounds.set(each, [...(rounds.get(each) ?? []), await run(each)]);
         process.stderr.write(`round ${round}/${ROUNDS}: ${each.name}\n`);
@@ -260,6 +264,16 @@ async function main(): Promise<void> {
     for (const key of await redis.keys(`${keyPrefix}*`)) await redis.del(key);
     redis.disconnect();
   }
+}
+
+/** A copy of `items` in a random order (Fisher-Yates). */
+function shuffled<T>(items: T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
 }
 
 /** The peer needs NestJS 10 (and, for the same framework as ours, 12): each gets its own node_modules, from its own lock file. */
