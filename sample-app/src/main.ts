@@ -20,7 +20,7 @@ async function bootstrap(logger: Logger): Promise<void> {
   app.enableShutdownHooks();
   const rabbitMq = await rabbitMqAnswers();
   if (rabbitMq.ok) {
-    // inheritAppConfig: the app's interceptors (IdempotencyModule's) apply to the consumer too.
+    // inheritAppConfig: the app's global pipes, filters and interceptors apply to the consumer too.
     app.connectMicroservice(shippingTransport, { inheritAppConfig: true });
     await app.startAllMicroservices();
     logger.log(`Shipping: order.shipped events from RabbitMQ at ${shownRabbitMqUrl()}, queue ${SHIPPING_QUEUE}`);

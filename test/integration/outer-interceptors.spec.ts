@@ -9,6 +9,7 @@ import {
   type NestInterceptor,
   Post,
   RequestTimeoutException,
+  UseInterceptors,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -18,6 +19,7 @@ import { catchError, map, type Observable, throwError, timeout, TimeoutError } f
 import { Idempotent, IdempotencyModule, idempotencyMigrations } from 'nestjs-idempotency';
 import { createSchema, DATABASE_URL, dropSchema } from '../support/database';
 import { send } from '../support/http';
+import { IdempotencyInterceptor } from '../../libs/idempotency/src/idempotency.interceptor';
 
 /** Wraps every answer, as response-envelope interceptors do. */
 @Injectable()
@@ -39,11 +41,22 @@ class TimeoutInterceptor implements NestInterceptor {
 }
 
 const runs = new Map<string, number>();
+let innerCalls = 0;
+
+/** An interceptor of the route itself: it runs inside the idempotency interceptor. */
+@Injectable()
+class CountingInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    innerCalls++;
+    return next.handle();
+  }
+}
 
 @Controller()
 class WorkController {
   @Post('work')
   @Idempotent()
+  @UseInterceptors(CountingInterceptor)
   async work(@Body() body: { label: string; ms?: number }) {
     await sleep(body.ms ?? 0);
     runs.set(body.label, (runs.get(body.label) ?? 0) + 1);
@@ -51,7 +64,27 @@ class WorkController {
   }
 }
 
-/** App-wide interceptors registered before IdempotencyModule run outside (around) its interceptor. */
+@Controller()
+class PlainController {
+  @Post('plain')
+  plain(@Body() body: { label: string }) {
+    return { label: body.label };
+  }
+}
+
+/** Marked on the class and on a handler: the interceptor is bound twice, and must claim once. */
+@Controller()
+@Idempotent()
+class MarkedTwiceController {
+  @Post('twice')
+  @Idempotent()
+  twice(@Body() body: { label: string }) {
+    runs.set(body.label, (runs.get(body.label) ?? 0) + 1);
+    return { label: body.label, run: runs.get(body.label) };
+  }
+}
+
+/** App-wide interceptors run outside (around) the idempotency interceptor, and a route's own inside it. */
 describe('interceptors around the idempotency interceptor', () => {
   let schema: string;
   let app: INestApplication;
@@ -64,7 +97,7 @@ describe('interceptors around the idempotency interceptor', () => {
         TypeOrmModule.forRoot({ type: 'postgres', url: DATABASE_URL, schema, migrations: [...idempotencyMigrations], migrationsRun: true }),
         IdempotencyModule.forRoot({ purgeInterval: 0, lease: '1s' }),
       ],
-      controllers: [WorkController],
+      controllers: [WorkController, PlainController, MarkedTwiceController],
       providers: [
         { provide: APP_INTERCEPTOR, useClass: EnvelopeInterceptor },
         { provide: APP_INTERCEPTOR, useClass: TimeoutInterceptor },
@@ -88,6 +121,37 @@ describe('interceptors around the idempotency interceptor', () => {
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.text).toBe(first.text);
     expect(runs.get(key)).toBe(1);
+  });
+
+  it('claims once where it is bound on both the class and the handler', async () => {
+    const key = randomUUID();
+    const first = await send(url, '/twice', { key, body: { label: key } });
+    const replay = await send(url, '/twice', { key, body: { label: key } });
+    expect(first.status).toBe(201);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.text).toBe(first.text);
+    expect(runs.get(key)).toBe(1);
+  });
+
+  it("answers a replay before the route's own interceptors run", async () => {
+    const key = randomUUID();
+    await send(url, '/work', { key, body: { label: key } });
+    const before = innerCalls;
+    expect((await send(url, '/work', { key, body: { label: key } })).headers.get('idempotent-replayed')).toBe('true');
+    expect(innerCalls).toBe(before);
+  });
+
+  it('runs only on idempotent routes: the app-wide interceptors still wrap the others', async () => {
+    const intercept = jest.spyOn(IdempotencyInterceptor.prototype, 'intercept');
+    try {
+      const plain = await send(url, '/plain', { body: { label: 'plain' } });
+      expect(plain.json()).toEqual({ data: { label: 'plain' } });
+      expect(intercept).not.toHaveBeenCalled();
+      await send(url, '/work', { key: randomUUID(), body: { label: randomUUID() } });
+      expect(intercept).toHaveBeenCalledTimes(1);
+    } finally {
+      intercept.mockRestore();
+    }
   });
 
   it('does not free the key while a handler that an outer timeout answered for is still running', async () => {

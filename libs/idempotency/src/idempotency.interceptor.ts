@@ -6,7 +6,7 @@ import { type ServerResponse, validateHeaderName, validateHeaderValue } from 'no
 import { type Observable, of } from 'rxjs';
 import { ClaimCoordinator } from './claim/claim-coordinator';
 import { runWithClaim } from './claim/claim-context';
-import type { BeginOutcome, HeldClaim } from './claim/held-claim';
+import type { BeginOutcome, BeginRequest, HeldClaim } from './claim/held-claim';
 import { IdempotencyConfigurationError, UnstorableResponseError } from './errors/configuration.errors';
 import {
   IdempotencyException,
@@ -39,20 +39,13 @@ import { MessageClaims } from './messages/message-claims';
 
 type MutableRequest = IdempotencyRequest & Record<symbol, unknown>;
 
+const intercepted = new WeakSet<ExecutionContext>();
+
 /**
- * Does the work of `@Idempotent()`, registered for the whole app by `IdempotencyModule`. Routes
- * without the decorator pass straight through. For the others: read the key, claim (scope, key),
- * then either replay the stored answer, refuse, or run the handler and store its response before it
- * is sent. Guards (signature checks, auth) run before it; pipes run after the claim.
- *
- * @example
- * // Registered by IdempotencyModule; extend it to see each answer before it is stored:
- * class AuditedIdempotencyInterceptor extends IdempotencyInterceptor {
- *   protected override finish(claim, captured, plan, request, stillRunning) {
- *     audit(captured.status);
- *     return super.finish(claim, captured, plan, request, stillRunning);
- *   }
- * }
+ * Does the work of `@Idempotent()`, which binds it where it is, on a handler or a class (inside the app-wide
+ * interceptors, ahead of those bound there). Read the key, claim (scope, key), then either replay the stored
+ * answer, refuse, or run the handler and store its response before it is sent. Guards (signature checks, auth)
+ * run before it; pipes run after the claim.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
@@ -68,6 +61,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    // Bound on a class and on one of its handlers too, it runs once: Nest gives the whole chain one context.
+    if (intercepted.has(context)) return next.handle();
+    intercepted.add(context);
     if (context.getType<string>() === 'graphql') return this.mutations.intercept(context, next);
     if (context.getType() === 'rpc') return this.messages.intercept(context, next);
     const options = context.getType() === 'http' ? this.routeOptions(context) : null;
@@ -98,7 +94,19 @@ export class IdempotencyInterceptor implements NestInterceptor {
       const scope = this.scopeOf(request, route, found.provider, tenant);
       const pendingFingerprint = fingerprintOf(options.fingerprint, request, bound);
       const fingerprint = isPromiseLike(pendingFingerprint) ? await pendingFingerprint : pendingFingerprint;
-      const outcome = await this.begin(options, { scope, key: found.key, fingerprint, deadline: bound.deadline });
+      const outcome = await this.begin({
+        scope,
+        key: found.key,
+        fingerprint,
+        deadline: bound.deadline,
+        ttlMs: options.ttlMs,
+        leaseMs: options.leaseMs,
+        maxLeaseMs: options.maxLeaseMs,
+        waitTimeoutMs: options.waitTimeoutMs,
+        onInFlight: options.onInFlight,
+        transaction: options.transaction,
+        http: true,
+      });
       switch (outcome.status) {
         case 'completed':
           return this.answerWith(context, response, toReplay(outcome.response), ownHeaders);
@@ -139,18 +147,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return of(undefined);
   }
 
-  private async begin(options: RoutePlan, target: { scope: string; key: string; fingerprint: string | null; deadline: number }): Promise<BeginOutcome> {
+  private async begin(request: BeginRequest): Promise<BeginOutcome> {
     try {
-      return await this.coordinator.begin({
-        ...target,
-        ttlMs: options.ttlMs,
-        leaseMs: options.leaseMs,
-        maxLeaseMs: options.maxLeaseMs,
-        waitTimeoutMs: options.waitTimeoutMs,
-        onInFlight: options.onInFlight,
-        transaction: options.transaction,
-        http: true,
-      });
+      return await this.coordinator.begin(request);
     } catch (error) {
       if (error instanceof IdempotencyConfigurationError) throw error;
       // The coordinator has reported (and logged) it; the client gets the retryable 503.

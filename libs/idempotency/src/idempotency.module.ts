@@ -1,5 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { DiscoveryModule } from '@nestjs/core';
 import type { DataSourceLike } from './storage/typeorm-like';
 import { ClaimCoordinator } from './claim/claim-coordinator';
 import {
@@ -8,7 +8,6 @@ import {
   type IDEMPOTENCY_ASYNC_OPTIONS_TYPE,
   type IDEMPOTENCY_OPTIONS_TYPE,
 } from './idempotency.module-definition';
-import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyService } from './idempotency.service';
 import { IdempotencyContext } from './idempotency-context';
 import { ClaimContextSwitch } from './claim/claim-context-switch';
@@ -104,10 +103,21 @@ function withProviders(module: DynamicModule, dataSource: string | undefined): D
         useFactory: (options: IdempotencyModuleOptions, coordinator: ClaimCoordinator) => IdempotencyMetrics.start(options.metrics, coordinator),
         inject: [IDEMPOTENCY_MODULE_OPTIONS, ClaimCoordinator],
       },
-      { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
     ],
-    // The options are exported for the guard of @VerifyWebhook(), which Nest builds in the controller's module.
-    // OutboxRelay stays private: it is null where this process does not relay.
-    exports: [...(module.exports ?? []), IdempotencyService, IdempotencyContext, IDEMPOTENCY_STORE, IDEMPOTENCY_MODULE_OPTIONS, JobOutbox, RoutePlans],
+    // The options are exported for the guard of @VerifyWebhook(), and the coordinator and plans for the interceptor of
+    // @Idempotent(): Nest builds both in the controller's module. OutboxRelay stays private: it is null where this
+    // process does not relay.
+    exports: [
+      ...(module.exports ?? []),
+      IdempotencyService,
+      IdempotencyContext,
+      IDEMPOTENCY_STORE,
+      IDEMPOTENCY_MODULE_OPTIONS,
+      JobOutbox,
+      RoutePlans,
+      ClaimCoordinator,
+      IdempotentMutations,
+      MessageClaims,
+    ],
   };
 }

@@ -1,7 +1,9 @@
 import { SetMetadata } from '@nestjs/common';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
 import { IDEMPOTENT_OPTIONS } from './idempotency.constants';
 import type { IdempotentOptions } from './idempotency.options';
 import type { IdempotencyRequest } from './idempotency-request';
+import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { assertKeySource } from './keys/key-source';
 import { assertMutationKeySource, isMutationKeySourceItem } from './graphql/mutation-keys';
 import type { IdempotentMutationOptions } from './graphql/mutation-options';
@@ -42,5 +44,24 @@ export function Idempotent(
   if (isMessageKeySource(key)) assertMessageKeySource(key, where);
   else if (items.some((item) => typeof item === 'object' && item !== null && 'argument' in item)) assertMutationKeySource(key, where);
   else if (!items.every(isMutationKeySourceItem)) assertKeySource(key as IdempotentOptions<never>['key'] & object, where);
-  return SetMetadata(IDEMPOTENT_OPTIONS, options);
+  const setOptions = SetMetadata(IDEMPOTENT_OPTIONS, options);
+  return (target: object, method?: string | symbol, descriptor?: PropertyDescriptor) => {
+    if (method === undefined || descriptor === undefined) {
+      setOptions(target as () => void);
+      interceptOn(target);
+    } else {
+      setOptions(target, method, descriptor);
+      interceptOn(descriptor.value as object);
+    }
+  };
+}
+
+/**
+ * Binds the interceptor where `@Idempotent()` is, the handler or the class, ahead of the interceptors bound there
+ * by `@UseInterceptors()`: Nest runs an interceptor chain on every route that has one, so the app's other routes
+ * then pay nothing for the library.
+ */
+function interceptOn(target: object): void {
+  const bound = (Reflect.getMetadata(INTERCEPTORS_METADATA, target) ?? []) as unknown[];
+  if (!bound.includes(IdempotencyInterceptor)) Reflect.defineMetadata(INTERCEPTORS_METADATA, [IdempotencyInterceptor, ...bound], target);
 }

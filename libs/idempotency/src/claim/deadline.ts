@@ -16,15 +16,15 @@ export interface LateHandlers<T> {
 }
 
 /**
- * `work`, or a `StoreTimeoutError` once `ms` have passed. Work that settles later goes to `late`; without a
- * handler its error is dropped, since the request was already answered for it.
+ * `work`, or a `StoreTimeoutError` (its message made only then) once `ms` have passed. Work that settles later goes
+ * to `late`; without a handler its error is dropped, since the request was already answered for it.
  */
-export function settleWithin<T>(work: Promise<T>, ms: number, message: string, late: LateHandlers<T> = {}): Promise<T> {
+export function settleWithin<T>(work: Promise<T>, ms: number, message: () => string, late: LateHandlers<T> = {}): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      reject(new StoreTimeoutError(message));
+      reject(new StoreTimeoutError(message()));
     }, ms);
     timer.unref();
     work.then(

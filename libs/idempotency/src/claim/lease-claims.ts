@@ -44,7 +44,8 @@ export class LeaseClaims {
     return settleWithin(
       claiming,
       ms,
-      `The idempotency store did not answer a claim within ${ms} ms (the route's waitTimeout, at least 1 s). On ` +
+      () =>
+        `The idempotency store did not answer a claim within ${ms} ms (the route's waitTimeout, at least 1 s). On ` +
         "PostgreSQL every pooled connection may be taken: raise the pool's size, or set its connectionTimeoutMillis.",
       {
         result: (outcome) => {
@@ -85,7 +86,7 @@ export class LeaseClaims {
       stopRenewing();
       try {
         const ms = Math.max(request.waitTimeoutMs, SHORTEST_STORE_WAIT_MS);
-        return await settleWithin(write(), ms, `The idempotency store did not answer within ${ms} ms (waitTimeout, at least 1 s).`);
+        return await settleWithin(write(), ms, () => `The idempotency store did not answer within ${ms} ms (waitTimeout, at least 1 s).`);
       } finally {
         this.waiter.wake(recordId(ref));
       }

@@ -43,7 +43,7 @@ export class TransactionClaims {
         ? await settleWithin(
             this.store.peek(request),
             Math.max(deadline - Date.now(), SHORTEST_STORE_WAIT_MS),
-            'The idempotency store did not answer a read within waitTimeout.',
+            () => 'The idempotency store did not answer a read within waitTimeout.',
           )
         : undefined;
       if (answered) {
@@ -115,7 +115,7 @@ export class TransactionClaims {
           try {
             // Past this the client gets 503; a commit that lands later is replayed to its retry.
             const ms = Math.max(request.waitTimeoutMs, SHORTEST_STORE_WAIT_MS);
-            await settleWithin(claim.complete(response, ttlMs), ms, `The idempotency store did not commit the answer within ${ms} ms.`);
+            await settleWithin(claim.complete(response, ttlMs), ms, () => `The idempotency store did not commit the answer within ${ms} ms.`);
           } catch (error) {
             if (!(error instanceof TransactionAbortedError) || response.status < 400) throw error;
             stored = await this.storeAfterAbort(request, response, ttlMs);

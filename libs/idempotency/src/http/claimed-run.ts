@@ -40,10 +40,13 @@ export function runClaimed(
   ownHeaders: OwnHeaders,
   finish: FinishHook,
 ): Observable<unknown> {
-  let handlerSettled!: () => void;
-  const settled = new Promise<void>((resolve) => (handlerSettled = resolve));
+  let resolveSettled!: () => void;
+  const settled = new Promise<void>((resolve) => (resolveSettled = resolve));
   let handlerDone = false;
-  void settled.then(() => (handlerDone = true));
+  const handlerSettled = () => {
+    handlerDone = true;
+    resolveSettled();
+  };
   let finished = false;
   const finishOnce = async (work: () => Promise<ReplacementResponse | undefined>) => {
     if (finished) return undefined;

@@ -11,14 +11,20 @@ export type OwnHeaders = ReadonlyArray<readonly [string, string]>;
  */
 export function snapshotHeaders(response: object): OwnHeaders {
   const getHeaders = (response as { getHeaders?: () => OutgoingHttpHeaders }).getHeaders;
-  if (typeof getHeaders !== 'function') return [];
-  const headers = getHeaders.call(response);
-  const own: Array<readonly [string, string]> = [];
-  for (const [name, value] of Object.entries(headers)) {
+  return typeof getHeaders === 'function' ? headerPairs(getHeaders.call(response)) : [];
+}
+
+/** A `getHeaders()` object as name and value pairs, lower-case names, one pair per value of a repeated header. */
+export function headerPairs(headers: OutgoingHttpHeaders): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value]) own.push([name.toLowerCase(), String(one)]);
+    const lower = name.toLowerCase();
+    if (Array.isArray(value)) for (const one of value) pairs.push([lower, String(one)]);
+    else pairs.push([lower, String(value)]);
   }
-  return own;
+  return pairs;
 }
 
 /**

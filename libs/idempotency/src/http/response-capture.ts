@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { type OwnHeaders, withOwnHeaders } from './own-headers';
+import { headerPairs, type OwnHeaders, withOwnHeaders } from './own-headers';
 import { type CapturedResponse, hasContentLength, type ReplacementResponse } from './response-message';
 
 export interface ResponseHooks {
@@ -183,16 +183,18 @@ function sameHeaders(now: OutgoingHttpHeaders, then: OutgoingHttpHeaders): boole
 }
 
 function collectHeaders(set: OutgoingHttpHeaders, head: unknown[] | undefined): Array<[string, string]> {
+  const headArgument = typeof head?.[1] === 'string' ? head[2] : head?.[1];
+  // Express sets every header on the response itself; only a head written with headers of its own needs merging.
+  if (!headArgument) return headerPairs(set);
   const headers = new Map<string, string[]>();
   const add = (name: string, value: OutgoingHttpHeader | undefined) => {
     if (value === undefined) return;
     headers.set(name.toLowerCase(), Array.isArray(value) ? value.map(String) : [String(value)]);
   };
   for (const name in set) add(name, set[name]);
-  const headArgument = typeof head?.[1] === 'string' ? head[2] : head?.[1];
   if (Array.isArray(headArgument)) {
     for (let i = 0; i + 1 < headArgument.length; i += 2) add(String(headArgument[i]), headArgument[i + 1] as OutgoingHttpHeader);
-  } else if (headArgument) {
+  } else {
     for (const [name, value] of Object.entries(headArgument as OutgoingHttpHeaders)) add(name, value);
   }
   return [...headers].flatMap(([name, values]) => values.map((value): [string, string] => [name, value]));
