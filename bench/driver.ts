@@ -3,9 +3,10 @@
  * app processes themselves.
  */
 import autocannon from 'autocannon';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const HOT_KEY_REQUESTS = 1000;
 
@@ -154,9 +155,9 @@ export async function post(url: string, path: string, key: string, body: string)
 }
 
 /** Starts an app (bench/app.ts, or the peer's) and waits for the port it prints. */
-export async function start(entry: string, env: Record<string, string>): Promise<Server> {
+export async function start(entry: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Server> {
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" first.`);
-  const child = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   const port = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
@@ -167,4 +168,11 @@ export async function start(entry: string, env: Record<string, string>): Promise
     child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}: ${output}`)));
   });
   return { url: `http://127.0.0.1:${port}`, process: child };
+}
+
+/** The peer's packages, installed in their own folder (bench/peer, bench/peer/nest12) on first use. */
+export function installPeer(folder: string): void {
+  if (existsSync(join(folder, 'node_modules/@node-idempotency/nestjs'))) return;
+  console.error(`Installing the peer (@node-idempotency/nestjs) in ${folder} ...`);
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: folder, stdio: 'inherit' });
 }

@@ -14,16 +14,15 @@
  * on a shared machine hits every scenario alike; ratios are to the baseline of the same run. Prints a table, the
  * targets and the model of the added latency, and writes bench/results.json.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { Client } from 'pg';
 import IORedis from 'ioredis';
 import { otherBuild } from './ab';
-import { type App, cpuBetween, cpuTimes, drive, hot, isPeer, type Measured, order, post, type Scenario, type Server, start } from './driver';
+import { type App, cpuBetween, cpuTimes, drive, hot, installPeer, isPeer, type Measured, order, post, type Scenario, type Server, start } from './driver';
 import { compareMariaDb, printHotKey, printMariaDbComparison, printTable } from './report';
 import { compareBuilds, model, NAMES, ONE_CONNECTION, printAb, printModel, printTargets, targets } from './targets';
 
@@ -277,12 +276,6 @@ function shuffled<T>(items: T[]): T[] {
 }
 
 /** The peer needs NestJS 10 (and, for the same framework as ours, 12): each gets its own node_modules, from its own lock file. */
-function installPeer(folder: string): void {
-  if (existsSync(join(folder, 'node_modules/@node-idempotency/nestjs'))) return;
-  console.error(`Installing the peer (@node-idempotency/nestjs) in ${folder} ...`);
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: folder, stdio: 'inherit' });
-}
-
 main().catch((error: unknown) => {
   console.error(error);
   process.exitCode = 1;

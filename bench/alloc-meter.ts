@@ -1,0 +1,44 @@
+/**
+ * Preloaded (`node -r`) into an app by `npm run bench:alloc`: what the app allocates between two SIGWINCH
+ * signals, written as JSON to ALLOC_METER_OUT at the second. Counted, not timed: the JS heap's bytes (from
+ * V8's own figures before and after each GC in the window) and the async resources created (promises, timers),
+ * so two runs of the same code agree to a fraction of a percent on a machine whose timings do not.
+ */
+import { createHook } from 'node:async_hooks';
+import { writeFileSync } from 'node:fs';
+import { getHeapStatistics, GCProfiler } from 'node:v8';
+
+const created = new Map<string, number>();
+let counting = false;
+createHook({
+  init(_id, type) {
+    if (counting) created.set(type, (created.get(type) ?? 0) + 1);
+  },
+}).enable();
+
+let window: { profiler: GCProfiler; usedAtStart: number } | undefined;
+
+// SIGWINCH: Nest's shutdown hooks take SIGUSR2 and the termination signals.
+process.on('SIGWINCH', () => {
+  if (!window) {
+    const profiler = new GCProfiler();
+    profiler.start();
+    window = { profiler, usedAtStart: getHeapStatistics().used_heap_size };
+    counting = true;
+    return;
+  }
+  const usedAtEnd = getHeapStatistics().used_heap_size;
+  const { statistics } = window.profiler.stop();
+  counting = false;
+  // Allocated = what the heap grew by between GCs: up to each GC from where the previous one left it.
+  let allocated = 0;
+  let from = window.usedAtStart;
+  for (const gc of statistics) {
+    allocated += gc.beforeGC.heapStatistics.usedHeapSize - from;
+    from = gc.afterGC.heapStatistics.usedHeapSize;
+  }
+  allocated += usedAtEnd - from;
+  writeFileSync(process.env.ALLOC_METER_OUT ?? 'alloc-meter.json', JSON.stringify({ allocated, gcs: statistics.length, created: Object.fromEntries(created) }));
+  created.clear();
+  window = undefined;
+});
