@@ -1,7 +1,8 @@
 /**
  * Preloaded (`node -r`) into an app by `npm run bench:alloc`: what the app allocates between two SIGWINCH
  * signals, written as JSON to ALLOC_METER_OUT at the second. Counted, not timed: the JS heap's bytes (from
- * V8's own figures before and after each GC in the window) and the async resources created (promises, timers),
+ * V8's own figures before and after each GC in the window), the part of them the young generation's GC found alive
+ * and promoted, and the async resources created (promises, timers),
  * so two runs of the same code agree to a fraction of a percent on a machine whose timings do not.
  */
 import { createHook } from 'node:async_hooks';
@@ -32,13 +33,23 @@ process.on('SIGWINCH', () => {
   counting = false;
   // Allocated = what the heap grew by between GCs: up to each GC from where the previous one left it.
   let allocated = 0;
+  let promoted = 0;
   let from = window.usedAtStart;
   for (const gc of statistics) {
     allocated += gc.beforeGC.heapStatistics.usedHeapSize - from;
     from = gc.afterGC.heapStatistics.usedHeapSize;
+    // What a young-generation GC found still alive and moved to the old generation, where a full GC must collect it.
+    if (gc.gcType === 'Scavenge') promoted += oldSpaceUsed(gc.afterGC) - oldSpaceUsed(gc.beforeGC);
   }
   allocated += usedAtEnd - from;
-  writeFileSync(process.env.ALLOC_METER_OUT ?? 'alloc-meter.json', JSON.stringify({ allocated, gcs: statistics.length, created: Object.fromEntries(created) }));
+  writeFileSync(
+    process.env.ALLOC_METER_OUT ?? 'alloc-meter.json',
+    JSON.stringify({ allocated, promoted, gcs: statistics.length, created: Object.fromEntries(created) }),
+  );
   created.clear();
   window = undefined;
 });
+
+function oldSpaceUsed(at: { heapSpaceStatistics: Array<{ spaceName: string; spaceUsedSize: number }> }): number {
+  return at.heapSpaceStatistics.find((space) => space.spaceName === 'old_space')?.spaceUsedSize ?? 0;
+}

@@ -1,6 +1,7 @@
 /**
  * What a request makes the app allocate, next to the same route without the library and next to the peer:
- * JS heap bytes, promises and timers per request. Counts, not timings (bench/alloc-meter.ts), so a change to the
+ * JS heap bytes (and how much of them lived long enough to be promoted to the old generation), promises and
+ * timers per request. Counts, not timings (bench/alloc-meter.ts), so a change to the
  * request path shows its effect here even when the machine is too noisy for `npm run bench` to tell.
  *
  *   npm run bench:alloc        (ALLOC_REQUESTS=3000 measured per scenario, after ALLOC_WARMUP=2000)
@@ -53,6 +54,7 @@ const SCENARIOS: AllocScenario[] = [
 
 interface Counted {
   kib: number;
+  promotedKib: number;
   promises: number;
   timers: number;
 }
@@ -85,9 +87,10 @@ async function measure(server: Server, out: string, work: () => Promise<void>): 
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await new Promise((resolve) => setTimeout(resolve, 50));
-  const { allocated, created } = JSON.parse(readFileSync(out, 'utf8')) as { allocated: number; created: Record<string, number> };
+  const { allocated, promoted, created } = JSON.parse(readFileSync(out, 'utf8')) as { allocated: number; promoted: number; created: Record<string, number> };
   return {
     kib: allocated / 1024 / REQUESTS,
+    promotedKib: promoted / 1024 / REQUESTS,
     promises: (created.PROMISE ?? 0) / REQUESTS,
     timers: ((created.Timeout ?? 0) + (created.Immediate ?? 0)) / REQUESTS,
   };
@@ -145,8 +148,8 @@ async function main(): Promise<void> {
 
 function print(results: Map<string, Counted>): void {
   console.log(`\nAllocated per request (${REQUESTS} requests after ${WARMUP} to warm up, ${CONCURRENCY} at a time); + is over the same app's baseline`);
-  console.log(`| scenario | JS heap KiB | + KiB | promises | + promises | timers | + timers |`);
-  console.log(`| --- | --- | --- | --- | --- | --- | --- |`);
+  console.log('| scenario | JS heap KiB | + KiB | promoted KiB | + promoted | promises | + promises | timers | + timers |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const scenario of SCENARIOS) {
     const each = results.get(scenario.name)!;
     const base = scenario.baseline ? results.get(scenario.baseline) : undefined;
@@ -156,7 +159,7 @@ function print(results: Map<string, Counted>): void {
       return `${difference < 0 ? '' : '+'}${difference.toFixed(digits)}`;
     };
     console.log(
-      `| ${scenario.name} | ${each.kib.toFixed(1)} | ${over(each.kib, base?.kib, 1)} | ${each.promises.toFixed(1)} | ${over(each.promises, base?.promises, 1)} | ` +
+      `| ${scenario.name} | ${each.kib.toFixed(1)} | ${over(each.kib, base?.kib, 1)} | ${each.promotedKib.toFixed(1)} | ${over(each.promotedKib, base?.promotedKib, 1)} | ${each.promises.toFixed(1)} | ${over(each.promises, base?.promises, 1)} | ` +
         `${each.timers.toFixed(1)} | ${over(each.timers, base?.timers, 1)} |`,
     );
   }

@@ -26,7 +26,7 @@ type Callback = (error?: Error | null) => void;
  * dropped, so the client gets exactly what was stored. A replacement goes out with `ownHeaders`, the
  * headers the app set on this response before the handler (`snapshotHeaders()`).
  */
-export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: ResponseHooks, ownHeaders: OwnHeaders = []): void {
+export function holdResponse(raw: ServerResponse, maxBodyBytes: number, responseHooks: ResponseHooks, ownHeaders: OwnHeaders = []): void {
   // Node's own methods, called on `raw` with .call/.apply below.
   const original = {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- called with raw as this
@@ -39,6 +39,10 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
   const parts: Buffer[] = [];
   let size = 0;
   let state: 'holding' | 'deciding' | 'sent' = 'holding';
+  // Let go of once the response is sent: the methods patched below keep this scope alive for as long as Node keeps
+  // the response (until its socket has flushed it), and through the hooks the claim, the handler's result and
+  // Nest's whole chain would live on with it, long enough for the young generation's GC to copy them out.
+  let hooks = responseHooks;
 
   const dropped = (callback: unknown) => {
     if (typeof callback === 'function') process.nextTick(callback);
@@ -77,10 +81,13 @@ export function holdResponse(raw: ServerResponse, maxBodyBytes: number, hooks: R
       if (pendingHead) original.writeHead.apply(raw, pendingHead);
       // One end() with the whole body: Node corks the socket, so head and body leave in one write.
       original.end.call(raw, body, callback);
-      return;
+    } else {
+      for (const name of raw.getHeaderNames()) raw.removeHeader(name);
+      writeWhole(raw, withOwnHeaders(replacement, ownHeaders), original, callback);
     }
-    for (const name of raw.getHeaderNames()) raw.removeHeader(name);
-    writeWhole(raw, withOwnHeaders(replacement, ownHeaders), original, callback);
+    hooks = SENT;
+    parts.length = 0;
+    body = EMPTY;
   };
 
   const settle = (decision: Promise<ReplacementResponse | undefined>, callback?: Callback) => {
@@ -159,6 +166,9 @@ function endArguments(args: unknown[]): { chunk: unknown; encoding: BufferEncodi
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The hooks of a response already sent: nothing is left to decide. */
+const SENT: ResponseHooks = { beforeSend: () => Promise.resolve(undefined), onClose: () => undefined };
 
 /**
  * A chunk as bytes. Buffers are kept as given, not copied: Node's own write() keeps a reference to the chunk
