@@ -73,9 +73,13 @@ describe('waitForReplicas on a Redis Cluster', () => {
 
   it('gives back a claim, and fails a completion, that no replica acknowledged in time', async () => {
     const { prefix, owner } = await slotOfOwn();
-    const store = new RedisIdempotencyStore(client, { prefix, waitForReplicas: { count: 1, timeout: 300 } });
-    const held = await claim(store);
+    // The claim to complete later is made while the replica is linked, with the suite's second to spare: on a busy
+    // machine a replica may take more than the 300 ms below to acknowledge even a healthy write.
+    await cluster.waitForReplicaLinks();
+    const linked = new RedisIdempotencyStore(client, { prefix, waitForReplicas: wait });
+    const held = await claim(linked);
     if (held.status !== 'claimed') throw new Error(`expected a claim, got ${held.status}`);
+    const store = new RedisIdempotencyStore(client, { prefix, waitForReplicas: { count: 1, timeout: 300 } });
     // The replica's link to its master goes silent (it reconnects and catches up after).
     owner.node.proxy.stall();
     try {
@@ -92,7 +96,7 @@ describe('waitForReplicas on a Redis Cluster', () => {
       await owner.node.proxy.start();
     }
     await cluster.waitForReplicaLinks();
-    expect((await claim(store)).status).toBe('claimed');
+    expect((await claim(linked)).status).toBe('claimed');
   });
 
   it('stops the app at start when the option is wrong, on a connection of its own or on a Cluster client', async () => {
