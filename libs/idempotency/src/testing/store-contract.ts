@@ -197,15 +197,16 @@ export function testIdempotencyStore(name: string, setup: () => Promise<StoreUnd
       });
 
       it('renewal keeps a live claim from being taken over', async () => {
-        const claim = request({ leaseMs: 300 });
+        // The renewals span more than one lease; each leaves a whole second for the next step on a loaded machine.
+        const claim = request({ leaseMs: 1_000 });
         const { ref } = await claimed(claim);
         for (let i = 0; i < 3; i++) {
-          await sleep(150);
-          assert.equal(await store.renew(ref, 300), true);
+          await sleep(400);
+          assert.equal(await store.renew(ref, 1_000), true);
         }
         assert.equal((await store.claim(claim)).status, 'in-flight');
         const record = await store.find(claim.scope, claim.key);
-        assert.ok(record?.leaseExpiresAt && record.leaseExpiresAt.getTime() > Date.now() + 100, 'the lease was extended');
+        assert.ok(record?.leaseExpiresAt && record.leaseExpiresAt.getTime() > Date.now(), 'the lease was extended');
       });
     });
 
