@@ -141,11 +141,11 @@ describe('purging expired records', () => {
       claims.push({ start, end: performance.now() });
     }
     expect(await purging).toBe(100_000);
-    // Every claim that began while the batch ran, including those that ended after it, was answered within
-    // 150 ms and within half the batch's time: one that waited for the batch would take what was left of it.
+    // Every claim that began while the batch ran, including those that ended after it, was answered within half
+    // the batch's time: one that waited for the batch would take what was left of it (the first, nearly all of it).
     const batchMs = batchEndedAt - startedAt;
     const during = claims.filter((claim) => claim.start > startedAt + 5 && claim.start < batchEndedAt);
     expect(during.length).toBeGreaterThanOrEqual(3);
-    for (const claim of during) expect(claim.end - claim.start).toBeLessThan(Math.min(150, batchMs / 2));
+    for (const claim of during) expect(claim.end - claim.start).toBeLessThan(batchMs / 2);
   });
 });
