@@ -5,6 +5,7 @@
  *   SCHEMA=bench POOL=10 node dist/bench/app.js   (prints "listening <port>")
  *   STORE=redis REDIS_URL=... KEY_PREFIX=...       (records in Redis; no transaction route)
  *   ENGINE=mariadb MARIADB_URL=... SCHEMA=<database> (the app and its records on MariaDB: the MySQL store)
+ *   ADAPTER=fastify                                 (the app on Fastify rather than Express)
  *
  * `GET /queries` tells how many statements the app has sent to PostgreSQL so far: the driver divides the
  * difference by the requests of a scenario to get its round trips per request. They are counted on
@@ -14,6 +15,7 @@
 import 'reflect-metadata';
 import { Body, Controller, Get, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -126,9 +128,14 @@ class TransactionController extends OrdersController {
 class BenchAppModule {}
 
 async function main(): Promise<void> {
-  const app = await NestFactory.create(BenchAppModule, { logger: ['error', 'warn'] });
+  const options = { logger: ['error', 'warn'] as Array<'error' | 'warn'> };
+  const app =
+    process.env.ADAPTER === 'fastify'
+      ? await NestFactory.create(BenchAppModule, new FastifyAdapter(), options)
+      : await NestFactory.create(BenchAppModule, options);
   app.enableShutdownHooks();
   await app.init();
+  if (process.env.ADAPTER === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
   // A backlog for the hot key's 1,000 connections at once: past Node's default of 511, the connections the accept
   // queue drops come again only after TCP's one-second retransmission, which the scenario would time instead.
   const server = app.getHttpServer() as Server;

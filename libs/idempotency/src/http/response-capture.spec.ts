@@ -26,13 +26,13 @@ describe('holdResponse', () => {
     [
       'given a prototype after it was made, as Express does',
       (response: ServerResponse) => {
-        Object.setPrototypeOf(response, Object.create(ServerResponse.prototype));
+        Object.setPrototypeOf(response, Object.create(ServerResponse.prototype) as object);
       },
     ],
     [
       'whose end() another layer replaced',
       (response: ServerResponse) => {
-        Object.setPrototypeOf(response, Object.create(ServerResponse.prototype));
+        Object.setPrototypeOf(response, Object.create(ServerResponse.prototype) as object);
         const end = response.end.bind(response);
         response.end = ((...args: Parameters<ServerResponse['end']>) => end(...args)) as ServerResponse['end'];
       },
