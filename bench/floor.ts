@@ -83,19 +83,30 @@ export class PostgresFloorController {
    * business INSERT through the transaction's EntityManager, as the handler of the library's route sends it.
    */
   @Post('floor/transaction')
-  async transaction(@Headers('idempotency-key') key: string, @Body() order: Order) {
+  transaction(@Headers('idempotency-key') key: string, @Body() order: Order) {
+    return this.claimedTransaction('POST /floor/transaction', key, order, (manager) => insert(manager, this.sql.insert, order));
+  }
+
+  /** The realistic handler's floor: its three statements between the claim and the completion, by hand. */
+  @Post('floor/shop')
+  shopFloor(@Headers('idempotency-key') key: string, @Body() order: Order) {
+    return this.claimedTransaction('POST /floor/shop', key, order, (manager) => buy(manager, order));
+  }
+
+  /** BEGIN, the claim, `work`, the completion, COMMIT: each statement a round trip of its own. */
+  private async claimedTransaction(route: string, key: string, order: Order, work: (manager: EntityManager) => Promise<unknown>) {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     const client = (runner as unknown as { databaseConnection: PoolClient }).databaseConnection;
     try {
       await runner.startTransaction();
-      const params = ['POST /floor/transaction', key, randomUUID(), fingerprint(order), LEASE_MS, TTL_MS];
+      const params = [route, key, randomUUID(), fingerprint(order), LEASE_MS, TTL_MS];
       const claimed = await client.query<ClaimRow>({ name: 'floor_claim_tx', text: this.sql.claimInTransaction, values: [...params, '10000ms', '60000ms'] });
       if (!claimed.rows[0].inserted) {
         await runner.commitTransaction();
         return replayOf(claimed.rows[0]);
       }
-      const answer = await insert(runner.manager, this.sql.insert, order);
+      const answer = await work(runner.manager);
       await client.query({
         name: 'floor_complete',
         text: this.sql.complete,

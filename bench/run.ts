@@ -48,9 +48,13 @@ const THROUGHPUT: Scenario[] = [
   scenario(NAMES.transactionFloor, 'ours', '/floor/transaction', 'fresh'),
   scenario(NAMES.shop, 'ours', '/shop', 'none'),
   scenario(NAMES.shopIdempotent, 'ours', '/shop/idempotent', 'fresh'),
+  scenario(NAMES.shopFloor, 'ours', '/floor/shop', 'fresh'),
   scenario(NAMES.keptReplays, 'ours', '/lease', 'replay'),
   scenario('replays, transaction mode', 'ours', '/transaction', 'replay'),
   scenario(NAMES.storeReplays, 'uncached', '/lease', 'replay'),
+  // What bounds the replays: the app answering with no I/O, and with the one round trip a replay from the store makes.
+  scenario(NAMES.ceiling, 'ours', '/calibrate/none', 'none'),
+  scenario(NAMES.selectCeiling, 'ours', '/calibrate/select', 'none'),
   scenario('replays, transaction mode, replayCache: false', 'uncached', '/transaction', 'replay'),
   scenario('MariaDB: baseline (no @Idempotent)', 'mariadb', '/baseline', 'none'),
   scenario('MariaDB: first requests, lease mode', 'mariadb', '/lease', 'fresh'),
@@ -74,7 +78,11 @@ const CALIBRATION: Scenario[] = [
   { ...scenario(NAMES.calibrateCommit, 'ours', '/calibrate/commit', 'none'), connections: 1 },
 ];
 const LATENCY: Scenario[] = [
-  ...THROUGHPUT.filter((each) => !isPeer(each.app)).map((each) => ({ ...each, name: `${each.name}${ONE_CONNECTION}`, connections: 1 })),
+  ...THROUGHPUT.filter((each) => !isPeer(each.app) && !each.path.startsWith('/calibrate/')).map((each) => ({
+    ...each,
+    name: `${each.name}${ONE_CONNECTION}`,
+    connections: 1,
+  })),
   ...CALIBRATION.map((each) => ({ ...each, name: `${each.name}${ONE_CONNECTION}` })),
 ];
 /** In an A/B run, the library's routes (and the baseline, to show the noise) on the other build too. */
