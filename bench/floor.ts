@@ -4,7 +4,7 @@
  * then what the library costs over the I/O that any idempotent route of its kind must do. Also the realistic
  * handler (three statements in a transaction, with and without the library) and the calibration routes.
  */
-import { Body, Controller, Headers, Post } from '@nestjs/common';
+import { Body, type CallHandler, Controller, Headers, Injectable, type NestInterceptor, Post, UseInterceptors } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -51,6 +51,14 @@ function statements(schema: string) {
 
 const HEADERS = JSON.stringify([['content-type', 'application/json; charset=utf-8']]);
 const fingerprint = (order: Order) => createHash('sha256').update(JSON.stringify(order)).digest('hex');
+
+/** Hands the request on and its answer back: the least an interceptor can do. */
+@Injectable()
+class PassThroughInterceptor implements NestInterceptor {
+  intercept(_context: unknown, next: CallHandler) {
+    return next.handle();
+  }
+}
 
 /** The PostgreSQL floors, on the TypeORM DataSource's own node-postgres pool. */
 @Controller()
@@ -138,6 +146,13 @@ export class PostgresFloorController {
   /** Calibration: the app's own cost (no I/O), one round trip, one round trip that commits (flushes WAL). */
   @Post('calibrate/none')
   none() {
+    return { ok: true };
+  }
+
+  /** The same behind an interceptor that only passes through: what Nest's chain costs any interceptor, ours too. */
+  @Post('calibrate/intercepted')
+  @UseInterceptors(PassThroughInterceptor)
+  intercepted() {
     return { ok: true };
   }
 

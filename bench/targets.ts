@@ -26,6 +26,7 @@ export const NAMES = {
   peer12: 'peer on NestJS 12: first requests (Redis)',
   peer12Replays: 'peer on NestJS 12: replays (Redis)',
   ceiling: 'ceiling: a route without I/O or the library',
+  interceptedCeiling: 'ceiling: the same behind an interceptor that passes through',
   selectCeiling: 'ceiling: one SELECT 1 round trip, without the library',
   calibrateNone: 'calibration: a route without I/O',
   calibrateSelect: 'calibration: SELECT 1 (one round trip)',
@@ -49,15 +50,16 @@ const BOUNDS = {
   'its statements by hand': NAMES.shopFloor,
   'one SELECT 1 by hand': NAMES.selectCeiling,
   'a route without I/O': NAMES.ceiling,
+  'behind a pass-through interceptor': NAMES.interceptedCeiling,
 } as const;
 
 export function targets(median: Median, hotKey: HotKey[]): Target[] {
   const rate = (name: string) => median(name).reqPerSec;
-  const ratio = (measure: string, a: string, b: string, at: number, bound?: keyof typeof BOUNDS): Target => {
+  const ratio = (measure: string, a: string, b: string, at: number, bounds: Array<keyof typeof BOUNDS> = []): Target => {
     const value = rate(a) / rate(b);
-    // What the same ratio is for the bound: the same I/O by hand, or for a replay, a route doing only its own I/O.
-    const most = bound ? ` (${bound}: ${(rate(BOUNDS[bound]) / rate(b)).toFixed(2)}x)` : '';
-    return { measure, value: `${value.toFixed(2)}x${most}`, target: `>= ${at.toFixed(1)}x`, met: value >= at };
+    // What the same ratio is for each bound: the same I/O by hand, or for a replay, a route doing only its own I/O.
+    const most = bounds.map((bound) => `${bound}: ${(rate(BOUNDS[bound]) / rate(b)).toFixed(2)}x`).join('; ');
+    return { measure, value: `${value.toFixed(2)}x${most && ` (${most})`}`, target: `>= ${at.toFixed(1)}x`, met: value >= at };
   };
   // Over the Redis app's own baseline: its business INSERT goes to the pool directly, not through TypeORM.
   const cpu = median(NAMES.redis).cpu.app - median(NAMES.redisBaseline).cpu.app;
@@ -73,9 +75,9 @@ export function targets(median: Median, hotKey: HotKey[]): Target[] {
     ratio('our Redis store / peer on NestJS 12, replays without replay cache', NAMES.redisReplays, NAMES.peer12Replays, 1),
     ratio('lease mode / its floor (same SQL by hand)', NAMES.lease, NAMES.leaseFloor, 0.9),
     ratio('transaction mode / its floor', NAMES.transaction, NAMES.transactionFloor, 0.9),
-    ratio('realistic 3-statement handler, transaction mode / without the library', NAMES.shopIdempotent, NAMES.shop, 0.8, 'its statements by hand'),
-    ratio('replays from the store / baseline', NAMES.storeReplays, NAMES.baseline, 1.3, 'one SELECT 1 by hand'),
-    ratio('kept replays / baseline', NAMES.keptReplays, NAMES.baseline, 2, 'a route without I/O'),
+    ratio('realistic 3-statement handler, transaction mode / without the library', NAMES.shopIdempotent, NAMES.shop, 0.8, ['its statements by hand']),
+    ratio('replays from the store / baseline', NAMES.storeReplays, NAMES.baseline, 1.3, ['one SELECT 1 by hand']),
+    ratio('kept replays / baseline', NAMES.keptReplays, NAMES.baseline, 2, ['a route without I/O', 'behind a pass-through interceptor']),
     {
       measure: 'app CPU per first request over the baseline, Redis store',
       value: `${signed(cpu)} (the same scripts by hand: ${signed(floorCpu)}; ours over them: ${signed(cpu - floorCpu)})`,
