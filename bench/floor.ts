@@ -149,7 +149,10 @@ export class PostgresFloorController {
     return { ok: true };
   }
 
-  /** The same behind an interceptor that only passes through: what Nest's chain costs any interceptor, ours too. */
+  /**
+   * The same behind an interceptor that only passes through: what Nest's chain costs any interceptor, ours too (a
+   * replay skips the chain's inner half, which calls the handler).
+   */
   @Post('calibrate/intercepted')
   @UseInterceptors(PassThroughInterceptor)
   intercepted() {

@@ -52,8 +52,8 @@ const THROUGHPUT: Scenario[] = [
   scenario(NAMES.keptReplays, 'ours', '/lease', 'replay'),
   scenario('replays, transaction mode', 'ours', '/transaction', 'replay'),
   scenario(NAMES.storeReplays, 'uncached', '/lease', 'replay'),
-  // What bounds the replays: the app answering with no I/O (also behind an interceptor that only passes through, as
-  // Nest runs ours), and with the one round trip a replay from the store makes.
+  // What bounds the replays: the app answering with no I/O, and with the one round trip a replay from the store makes;
+  // and for reference, the route without I/O behind an interceptor that only passes through (Nest's chain).
   scenario(NAMES.ceiling, 'ours', '/calibrate/none', 'none'),
   scenario(NAMES.interceptedCeiling, 'ours', '/calibrate/intercepted', 'none'),
   scenario(NAMES.selectCeiling, 'ours', '/calibrate/select', 'none'),

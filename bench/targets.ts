@@ -45,7 +45,10 @@ export interface Target {
 type Median = (name: string) => Measured;
 type HotKey = Awaited<ReturnType<typeof hot>>;
 
-/** The bound a target's ratio is shown beside: what the same ratio is for a route of no more I/O, without the library. */
+/**
+ * What a target's ratio is shown beside: the same ratio for a route of no more I/O, without the library (a bound),
+ * and for the route without I/O behind an interceptor that passes through (what Nest's chain costs any interceptor).
+ */
 const BOUNDS = {
   'its statements by hand': NAMES.shopFloor,
   'one SELECT 1 by hand': NAMES.selectCeiling,
