@@ -29,12 +29,19 @@ class EnvelopeInterceptor implements NestInterceptor {
   }
 }
 
+/**
+ * Long enough that no other request of this file meets it on a loaded machine (at 300 ms, a slow claim turned a
+ * replay test's first request into a 408); the slow handler outlives it by as much again.
+ */
+const OUTER_TIMEOUT_MS = 1_500;
+const SLOW_HANDLER_MS = 2 * OUTER_TIMEOUT_MS;
+
 /** The timeout interceptor of Nest's documentation, applied to the whole app. */
 @Injectable()
 class TimeoutInterceptor implements NestInterceptor {
   intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
     return next.handle().pipe(
-      timeout(300),
+      timeout(OUTER_TIMEOUT_MS),
       catchError((error: unknown) => throwError(() => (error instanceof TimeoutError ? new RequestTimeoutException() : error))),
     );
   }
@@ -156,10 +163,10 @@ describe('interceptors around the idempotency interceptor', () => {
 
   it('does not free the key while a handler that an outer timeout answered for is still running', async () => {
     const key = randomUUID();
-    const timedOut = await send(url, '/work', { key, body: { label: key, ms: 800 } });
+    const timedOut = await send(url, '/work', { key, body: { label: key, ms: SLOW_HANDLER_MS } });
     expect(timedOut.status).toBe(408);
-    expect((await send(url, '/work', { key, body: { label: key, ms: 800 } })).status).toBe(409);
-    await sleep(700);
+    expect((await send(url, '/work', { key, body: { label: key, ms: SLOW_HANDLER_MS } })).status).toBe(409);
+    await sleep(SLOW_HANDLER_MS);
     expect(runs.get(key)).toBe(1);
   });
 });
